@@ -1,0 +1,65 @@
+/**
+ * Typed errors of the squashfs reader. Every error caused by image content names the byte
+ * offset where the bad data sits, so a user can find it with a hex dump.
+ */
+export class SquashfsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The image content is inconsistent: a value out of range, a reference outside the image, … */
+export class CorruptImageError extends SquashfsError {
+  constructor(
+    readonly what: string,
+    readonly offset: number | undefined,
+  ) {
+    super(offset === undefined ? `corrupt image: ${what}` : `corrupt image at offset ${offset}: ${what}`);
+  }
+}
+
+/** The image ends before a structure it references. */
+export class TruncatedImageError extends CorruptImageError {
+  constructor(
+    readonly position: number,
+    readonly length: number,
+    readonly imageSize: number,
+  ) {
+    super(`read of ${length} bytes at ${position} runs past the end of the image (${imageSize} bytes)`, position);
+  }
+}
+
+/** A compressed block did not decode, or decoded to more bytes than allowed. */
+export class DecompressError extends CorruptImageError {
+  constructor(
+    readonly compressor: string,
+    detail: string,
+    offset?: number,
+  ) {
+    super(`${compressor} block does not decompress: ${detail}`, offset);
+  }
+}
+
+/** A valid image using a feature this reader does not implement (for instance an old format version). */
+export class UnsupportedImageError extends SquashfsError {}
+
+/** Path-level errors carry an errno code so they behave like node:fs errors. */
+export class FsError extends SquashfsError {
+  constructor(
+    readonly code: 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'ELOOP' | 'ENODATA' | 'ERANGE',
+    readonly syscall: string,
+    readonly path: string,
+  ) {
+    super(`${code}: ${FsError.text[code]}, ${syscall} '${path}'`);
+  }
+  static readonly text = {
+    ENOENT: 'no such file or directory',
+    ENOTDIR: 'not a directory',
+    EISDIR: 'illegal operation on a directory',
+    EINVAL: 'invalid argument',
+    ELOOP: 'too many symbolic links encountered',
+    ENODATA: 'no data available',
+    ERANGE: 'result too large',
+  } as const;
+}
