@@ -34,7 +34,7 @@ export class TruncatedImageError extends CorruptImageError {
 export class DecompressError extends CorruptImageError {
   constructor(
     readonly compressor: string,
-    detail: string,
+    readonly detail: string,
     offset?: number,
   ) {
     super(`${compressor} block does not decompress: ${detail}`, offset);

@@ -1,1 +1,14 @@
-export {};
+export { BufferSource, FileSource, type ByteSource } from './byte-source.js';
+export { ByteLru } from './cache.js';
+export { createDecompressor } from './compression/index.js';
+export { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
+export type { DirEntry } from './directory.js';
+export { CorruptImageError, DecompressError, FsError, SquashfsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
+export { extract, type ExtractOptions, type ExtractResult } from './extract.js';
+export { InodeType, NO_FRAGMENT, NO_XATTR, S_IFMT, type DeviceInode, type DirInode, type FileInode, type Inode, type InodeKind, type IpcInode, type SymlinkInode } from './inode.js';
+export { METADATA_BLOCK_SIZE } from './metadata.js';
+export { PathApi, resolvePath, walkTree, type PathLike, type WalkEntry } from './paths.js';
+export { SquashFS, type InodeAttr, type SquashfsOptions, type StatFs } from './squashfs.js';
+export { Dirent, Stats } from './stats.js';
+export { parseSuperblock, SQUASHFS_MAGIC, SUPERBLOCK_SIZE, SuperblockFlag, type Superblock } from './superblock.js';
+export type { Xattr } from './xattr.js';

@@ -1,0 +1,131 @@
+import { CorruptImageError } from './errors.js';
+import type { DirInode } from './inode.js';
+import { makeRef, type MetadataPosition, type MetadataReader } from './metadata.js';
+
+/** One entry of a directory listing (formats.md A.9). */
+export interface DirEntry {
+  /** Raw name bytes (squashfs names are byte strings, not necessarily UTF-8). */
+  name: Buffer;
+  /** Inode reference, relative to inode_table_start. */
+  ref: number;
+  /** Basic inode type 1..7 (extended inodes are listed with their basic type). */
+  type: number;
+  inodeNumber: number;
+}
+
+/** 12-byte run header: count-1, inode block, base inode number. */
+interface DirHeader {
+  count: number;
+  startBlock: number;
+  inodeNumber: number;
+}
+
+/** One directory index record of an extended directory inode. */
+interface DirIndexEntry {
+  /** Byte offset of a run header from the start of the listing. */
+  index: number;
+  /** Directory-table-relative block holding that header. */
+  startBlock: number;
+  name: Buffer;
+}
+
+const MAX_RUN = 256;
+const MAX_NAME = 256;
+
+export class DirectoryReader {
+  constructor(
+    private readonly meta: MetadataReader,
+    private readonly tableStart: number,
+  ) {}
+
+  /** Every entry, in on-disk (sorted) order. */
+  list(dir: DirInode): DirEntry[] {
+    const entries: DirEntry[] = [];
+    this.scan(dir, { block: this.tableStart + dir.startBlock, offset: dir.offset }, 0, (e) => {
+      entries.push(e);
+      return false;
+    });
+    return entries;
+  }
+
+  /** The entry called `name`, using the directory index of extended directories to skip ahead. */
+  lookup(dir: DirInode, name: Buffer): DirEntry | undefined {
+    let start: MetadataPosition = { block: this.tableStart + dir.startBlock, offset: dir.offset };
+    let consumed = 0;
+    for (const idx of this.index(dir)) {
+      if (Buffer.compare(idx.name, name) > 0) break;
+      start = { block: this.tableStart + idx.startBlock, offset: (dir.offset + idx.index) % 8192 };
+      consumed = idx.index;
+    }
+    let found: DirEntry | undefined;
+    this.scan(dir, start, consumed, (e) => {
+      const c = Buffer.compare(e.name, name);
+      if (c === 0) found = e;
+      // Listings are sorted: once past the name it cannot come later.
+      return c >= 0;
+    });
+    return found;
+  }
+
+  private index(dir: DirInode): DirIndexEntry[] {
+    if (dir.indexPos === undefined || dir.indexCount === 0) return [];
+    const pos = { ...dir.indexPos };
+    const out: DirIndexEntry[] = [];
+    const listing = Math.max(0, dir.fileSize - 3);
+    for (let i = 0; i < dir.indexCount; i++) {
+      const at = pos.block;
+      const h = this.meta.read(pos, 12);
+      const size = h.readUInt32LE(8) + 1;
+      if (size > MAX_NAME) throw new CorruptImageError(`directory index name length ${size} is over ${MAX_NAME}`, at);
+      const index = h.readUInt32LE(0);
+      if (index >= listing) throw new CorruptImageError(`directory index position ${index} is past the listing (${listing} bytes)`, at);
+      out.push({ index, startBlock: h.readUInt32LE(4), name: this.meta.read(pos, size) });
+    }
+    return out;
+  }
+
+  /**
+   * Walk the listing from `pos`, `consumed` bytes already accounted for, calling `visit` for each
+   * entry until it returns true. Every step consumes bytes of a listing whose size the inode
+   * states, so a corrupt listing cannot loop forever.
+   */
+  private scan(dir: DirInode, pos: MetadataPosition, consumed: number, visit: (e: DirEntry) => boolean): void {
+    const total = dir.fileSize <= 3 ? 0 : dir.fileSize - 3;
+    let header: DirHeader | undefined;
+    let left = 0;
+    while (consumed < total) {
+      const at = pos.block;
+      if (left === 0) {
+        const h = this.meta.read(pos, 12);
+        header = { count: h.readUInt32LE(0) + 1, startBlock: h.readUInt32LE(4), inodeNumber: h.readUInt32LE(8) };
+        if (header.count > MAX_RUN) throw new CorruptImageError(`directory run of ${header.count} entries is over ${MAX_RUN}`, at);
+        left = header.count;
+        consumed += 12;
+        continue;
+      }
+      const e = this.meta.read(pos, 8);
+      const nameSize = e.readUInt16LE(6) + 1;
+      if (nameSize > MAX_NAME) throw new CorruptImageError(`directory entry name length ${nameSize} is over ${MAX_NAME}`, at);
+      const type = e.readUInt16LE(4);
+      if (type < 1 || type > 7) throw new CorruptImageError(`directory entry type ${type} is invalid`, at);
+      const offset = e.readUInt16LE(0);
+      if (offset >= 8192) throw new CorruptImageError(`directory entry inode offset ${offset} is past a metadata block`, at);
+      const name = this.meta.read(pos, nameSize);
+      if (name.includes(0x2f) || name.includes(0)) throw new CorruptImageError('directory entry name contains "/" or NUL', at);
+      if ((nameSize === 1 && name[0] === 0x2e) || (nameSize === 2 && name[0] === 0x2e && name[1] === 0x2e)) {
+        throw new CorruptImageError('directory entry is named "." or ".."', at);
+      }
+      consumed += 8 + nameSize;
+      left--;
+      const h = header!;
+      const entry: DirEntry = {
+        name,
+        ref: makeRef(h.startBlock, offset),
+        type,
+        inodeNumber: (h.inodeNumber + e.readInt16LE(2)) >>> 0,
+      };
+      if (visit(entry)) return;
+    }
+    if (consumed !== total) throw new CorruptImageError(`directory listing overruns its size (${total} bytes)`, pos.block);
+  }
+}

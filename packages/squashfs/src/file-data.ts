@@ -1,0 +1,182 @@
+import type { ByteSource } from './byte-source.js';
+import type { ByteLru } from './cache.js';
+import type { Decompressor } from './compression/decompressor.js';
+import { CorruptImageError, DecompressError } from './errors.js';
+import { readFragmentEntry } from './fragment-table.js';
+import { NO_FRAGMENT, type FileInode } from './inode.js';
+import type { LookupTable } from './lookup-table.js';
+import type { MetadataPosition, MetadataReader } from './metadata.js';
+
+/** Block size words per chunk of the block list: one full metadata block of u32s. */
+const CHUNK = 2048;
+const UNCOMPRESSED = 0x1000000;
+const LENGTH_MASK = 0xffffff;
+
+/**
+ * Where the block list chunks of one file are, and where each chunk's first data block starts on
+ * disk. Built lazily, chunk by chunk, so a sparse terabyte file costs nothing until it is read
+ * and random access needs no prefix sum over the whole list.
+ */
+interface BlockIndex {
+  /** chunkList[k]: metadata position of the size word of block k*CHUNK. */
+  chunkList: MetadataPosition[];
+  /** chunkData[k]: absolute disk position of block k*CHUNK. */
+  chunkData: number[];
+}
+
+export interface DataReaderContext {
+  source: ByteSource;
+  decompressor: Decompressor;
+  meta: MetadataReader;
+  blockSize: number;
+  /** End of the squashfs bytes: every data block must end at or before it. */
+  end: number;
+  fragments: LookupTable | undefined;
+  /** Decoded data and fragment blocks keyed by disk position (dedup'd files share entries). */
+  blocks: ByteLru<number, Buffer>;
+  /** Block list chunks and indexes, keyed by "ref" / "ref:chunk". */
+  index: ByteLru<string, BlockIndex | Uint32Array>;
+}
+
+export class FileDataReader {
+  private readonly zeros: Buffer;
+
+  constructor(private readonly c: DataReaderContext) {
+    this.zeros = Buffer.alloc(c.blockSize);
+  }
+
+  /** Bytes [position, position+length) of a regular file, short only at end of file. */
+  read(inode: FileInode, position: number, length: number): Buffer {
+    const size = inode.fileSize;
+    if (position >= size || length <= 0) return Buffer.alloc(0);
+    const end = Math.min(size, position + length);
+    const { blockSize } = this.c;
+    const first = Math.floor(position / blockSize);
+    const last = Math.floor((end - 1) / blockSize);
+    // A read inside one block can hand out a view of the cached block: no copy.
+    if (first === last) {
+      const b = this.block(inode, first);
+      const off = position - first * blockSize;
+      return b.subarray(off, off + (end - position));
+    }
+    const out = Buffer.allocUnsafe(end - position);
+    for (let i = first; i <= last; i++) {
+      const b = this.block(inode, i);
+      const blockStart = i * blockSize;
+      const from = Math.max(position, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + b.length) - blockStart;
+      b.copy(out, blockStart + from - position, from, to);
+    }
+    return out;
+  }
+
+  /** Decoded bytes of block `i` of the file (the tail fragment counts as the last block). */
+  block(inode: FileInode, i: number): Buffer {
+    const { blockSize } = this.c;
+    const expected = Math.min(blockSize, inode.fileSize - i * blockSize);
+    if (i >= inode.blockCount) {
+      if (inode.fragment === NO_FRAGMENT || i !== inode.blockCount) {
+        throw new CorruptImageError(`block ${i} is past the end of the file`, undefined);
+      }
+      return this.fragmentTail(inode, expected);
+    }
+    const { word, position } = this.locate(inode, i);
+    const len = word & LENGTH_MASK;
+    if (len === 0) return this.zeros.subarray(0, expected);
+    const data = this.decode(position, len, (word & UNCOMPRESSED) === 0, 'data block');
+    if (data.length !== expected) {
+      throw new CorruptImageError(`data block ${i} of inode ${inode.inodeNumber} decodes to ${data.length} bytes, expected ${expected}`, position);
+    }
+    return data;
+  }
+
+  private fragmentTail(inode: FileInode, tail: number): Buffer {
+    if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
+    const f = readFragmentEntry(this.c.fragments, inode.fragment);
+    const frag = this.decode(f.start, f.length, f.compressed, 'fragment block');
+    if (inode.fragmentOffset + tail > frag.length) {
+      throw new CorruptImageError(
+        `tail of inode ${inode.inodeNumber} (${tail} bytes at ${inode.fragmentOffset}) is outside its fragment block (${frag.length} bytes)`,
+        f.start,
+      );
+    }
+    return frag.subarray(inode.fragmentOffset, inode.fragmentOffset + tail);
+  }
+
+  /** Read and decode one data or fragment block through the block cache. */
+  private decode(position: number, length: number, compressed: boolean, what: string): Buffer {
+    const cached = this.c.blocks.get(position);
+    if (cached !== undefined) return cached;
+    const { blockSize, end } = this.c;
+    if (length > blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
+    if (position + length > end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
+    const raw = this.c.source.read(position, length);
+    let data: Buffer;
+    if (!compressed) {
+      data = Buffer.from(raw);
+    } else {
+      try {
+        data = this.c.decompressor.decompress(raw, blockSize);
+      } catch (err) {
+        if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
+        throw err;
+      }
+    }
+    this.c.blocks.set(position, data, data.length + 64);
+    return data;
+  }
+
+  /** Size word and disk position of block `i`. */
+  private locate(inode: FileInode, i: number): { word: number; position: number } {
+    const k = Math.floor(i / CHUNK);
+    const idx = this.blockIndex(inode, k);
+    const sizes = this.chunk(inode, idx, k);
+    let position = idx.chunkData[k]!;
+    const within = i - k * CHUNK;
+    for (let j = 0; j < within; j++) position += sizes[j]! & LENGTH_MASK;
+    return { word: sizes[within]!, position };
+  }
+
+  private blockIndex(inode: FileInode, upTo: number): BlockIndex {
+    const key = String(inode.ref);
+    let idx = this.c.index.get(key) as BlockIndex | undefined;
+    if (idx === undefined) {
+      idx = { chunkList: [{ ...inode.blockListPos }], chunkData: [inode.startBlock] };
+    }
+    while (idx.chunkList.length <= upTo) {
+      const k = idx.chunkList.length - 1;
+      const pos = { ...idx.chunkList[k]! };
+      const sizes = this.readChunk(inode, pos, k);
+      let data = idx.chunkData[k]!;
+      for (const w of sizes) data += w & LENGTH_MASK;
+      idx.chunkList.push(pos);
+      idx.chunkData.push(data);
+    }
+    this.c.index.set(key, idx, 64 + idx.chunkList.length * 40);
+    return idx;
+  }
+
+  private chunk(inode: FileInode, idx: BlockIndex, k: number): Uint32Array {
+    const key = `${inode.ref}:${k}`;
+    const hit = this.c.index.get(key) as Uint32Array | undefined;
+    if (hit !== undefined) return hit;
+    return this.readChunk(inode, { ...idx.chunkList[k]! }, k);
+  }
+
+  /** Read chunk k's size words, advancing `pos` past them, and cache them. */
+  private readChunk(inode: FileInode, pos: MetadataPosition, k: number): Uint32Array {
+    const count = Math.min(CHUNK, inode.blockCount - k * CHUNK);
+    const at = pos.block;
+    const raw = this.c.meta.read(pos, count * 4);
+    const sizes = new Uint32Array(count);
+    for (let j = 0; j < count; j++) {
+      const w = raw.readUInt32LE(j * 4);
+      if ((w & ~(LENGTH_MASK | UNCOMPRESSED)) !== 0 || (w & LENGTH_MASK) > this.c.blockSize) {
+        throw new CorruptImageError(`block size word 0x${w.toString(16)} of inode ${inode.inodeNumber} is invalid`, at);
+      }
+      sizes[j] = w;
+    }
+    this.c.index.set(`${inode.ref}:${k}`, sizes, 64 + count * 4);
+    return sizes;
+  }
+}

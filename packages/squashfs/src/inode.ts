@@ -1,0 +1,252 @@
+import { CorruptImageError } from './errors.js';
+import type { MetadataPosition, MetadataReader } from './metadata.js';
+
+/** inode_type values (formats.md A.8): 1..7 basic, 8..14 extended. */
+export const enum InodeType {
+  Dir = 1,
+  File = 2,
+  Symlink = 3,
+  BlockDev = 4,
+  CharDev = 5,
+  Fifo = 6,
+  Socket = 7,
+  LDir = 8,
+  LFile = 9,
+  LSymlink = 10,
+  LBlockDev = 11,
+  LCharDev = 12,
+  LFifo = 13,
+  LSocket = 14,
+}
+
+export const S_IFMT = 0o170000;
+/** st_mode file-type bits for the basic types 1..7. */
+const TYPE_BITS = [0, 0o040000, 0o100000, 0o120000, 0o060000, 0o020000, 0o010000, 0o140000] as const;
+export const NO_XATTR = 0xffffffff;
+export const NO_FRAGMENT = 0xffffffff;
+/** Longest symlink target mksquashfs writes (SQUASHFS_SYMLINK_MAX). */
+const SYMLINK_MAX = 65535;
+
+export type InodeKind = 'dir' | 'file' | 'symlink' | 'block' | 'char' | 'fifo' | 'socket';
+const KINDS: readonly InodeKind[] = ['dir', 'dir', 'file', 'symlink', 'block', 'char', 'fifo', 'socket'];
+
+/** The 16-byte header shared by every inode, plus fields every type has after decoding. */
+interface InodeCommon {
+  /** Inode reference this inode was read from (block << 16 | offset, inode-table relative). */
+  ref: number;
+  type: InodeType;
+  /** st_mode: type bits from the inode type plus the stored permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  inodeNumber: number;
+  nlink: number;
+  /** Index into the xattr id table, or NO_XATTR. */
+  xattrIndex: number;
+}
+
+export interface DirInode extends InodeCommon {
+  kind: 'dir';
+  /** Directory-table-relative position of the metadata block holding the listing. */
+  startBlock: number;
+  offset: number;
+  /** Listing bytes + 3 (the kernel's "." and ".." positions). */
+  fileSize: number;
+  parentInode: number;
+  /** Directory index entries (extended directories only). */
+  indexCount: number;
+  /** Where the directory index starts (right after the extended inode). */
+  indexPos: MetadataPosition | undefined;
+}
+
+export interface FileInode extends InodeCommon {
+  kind: 'file';
+  /** Absolute position of the first data block. */
+  startBlock: number;
+  fileSize: number;
+  sparse: number;
+  fragment: number;
+  fragmentOffset: number;
+  /** Number of full/partial data blocks listed after the inode (the tail may be in a fragment). */
+  blockCount: number;
+  /** Where the u32 block size list starts. */
+  blockListPos: MetadataPosition;
+}
+
+export interface SymlinkInode extends InodeCommon {
+  kind: 'symlink';
+  target: Buffer;
+}
+
+export interface DeviceInode extends InodeCommon {
+  kind: 'block' | 'char';
+  /** Linux new_encode_dev encoding, as fuse_attr.rdev wants it. */
+  rdev: number;
+}
+
+export interface IpcInode extends InodeCommon {
+  kind: 'fifo' | 'socket';
+}
+
+export type Inode = DirInode | FileInode | SymlinkInode | DeviceInode | IpcInode;
+
+export interface InodeContext {
+  blockSize: number;
+  blockLog: number;
+  idOf(index: number, referencedFrom: number): number;
+}
+
+/**
+ * Decode the inode at `pos` (which must already be absolute: block = inode_table_start + relative).
+ * `ref` is the relative reference, kept so callers can identify the inode and find it again.
+ */
+export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: number, ctx: InodeContext): Inode {
+  const at = pos.block;
+  const h = meta.read(pos, 16);
+  const type = h.readUInt16LE(0) as InodeType;
+  if (type < 1 || type > 14) throw new CorruptImageError(`inode type ${type} is invalid`, at);
+  const basic = type > 7 ? type - 7 : type;
+  const common: InodeCommon = {
+    ref,
+    type,
+    mode: TYPE_BITS[basic]! | (h.readUInt16LE(2) & 0o7777),
+    uid: ctx.idOf(h.readUInt16LE(4), at),
+    gid: ctx.idOf(h.readUInt16LE(6), at),
+    mtime: h.readUInt32LE(8),
+    inodeNumber: h.readUInt32LE(12),
+    nlink: 1,
+    xattrIndex: NO_XATTR,
+  };
+  const kind = KINDS[basic]!;
+  switch (type) {
+    case InodeType.Dir: {
+      const b = meta.read(pos, 16);
+      return {
+        ...common,
+        kind: 'dir',
+        startBlock: b.readUInt32LE(0),
+        nlink: b.readUInt32LE(4),
+        fileSize: b.readUInt16LE(8),
+        offset: b.readUInt16LE(10),
+        parentInode: b.readUInt32LE(12),
+        indexCount: 0,
+        indexPos: undefined,
+      };
+    }
+    case InodeType.LDir: {
+      const b = meta.read(pos, 24);
+      const inode: DirInode = {
+        ...common,
+        kind: 'dir',
+        nlink: b.readUInt32LE(0),
+        fileSize: b.readUInt32LE(4),
+        startBlock: b.readUInt32LE(8),
+        parentInode: b.readUInt32LE(12),
+        indexCount: b.readUInt16LE(16),
+        offset: b.readUInt16LE(18),
+        xattrIndex: b.readUInt32LE(20),
+        indexPos: { ...pos },
+      };
+      return checkDir(inode, at);
+    }
+    case InodeType.File: {
+      const b = meta.read(pos, 16);
+      const fragment = b.readUInt32LE(4);
+      const fileSize = b.readUInt32LE(12);
+      return fileInode(common, b.readUInt32LE(0), fileSize, 0, fragment, b.readUInt32LE(8), pos, ctx, at);
+    }
+    case InodeType.LFile: {
+      const b = meta.read(pos, 40);
+      const inode = fileInode(
+        { ...common, nlink: b.readUInt32LE(24), xattrIndex: b.readUInt32LE(36) },
+        safeU64(b, 0, at, 'start_block'),
+        safeU64(b, 8, at, 'file_size'),
+        safeU64(b, 16, at, 'sparse'),
+        b.readUInt32LE(28),
+        b.readUInt32LE(32),
+        pos,
+        ctx,
+        at,
+      );
+      return inode;
+    }
+    case InodeType.Symlink:
+    case InodeType.LSymlink: {
+      const b = meta.read(pos, 8);
+      const size = b.readUInt32LE(4);
+      if (size > SYMLINK_MAX) throw new CorruptImageError(`symlink target length ${size} is over ${SYMLINK_MAX}`, at);
+      const target = meta.read(pos, size);
+      const xattrIndex = type === InodeType.LSymlink ? meta.read(pos, 4).readUInt32LE(0) : NO_XATTR;
+      return { ...common, kind: 'symlink', nlink: b.readUInt32LE(0), target, xattrIndex };
+    }
+    case InodeType.BlockDev:
+    case InodeType.CharDev:
+    case InodeType.LBlockDev:
+    case InodeType.LCharDev: {
+      const ext = type > 7;
+      const b = meta.read(pos, ext ? 12 : 8);
+      return {
+        ...common,
+        kind: kind as 'block' | 'char',
+        nlink: b.readUInt32LE(0),
+        rdev: b.readUInt32LE(4),
+        xattrIndex: ext ? b.readUInt32LE(8) : NO_XATTR,
+      };
+    }
+    default: {
+      const ext = type > 7;
+      const b = meta.read(pos, ext ? 8 : 4);
+      return {
+        ...common,
+        kind: kind as 'fifo' | 'socket',
+        nlink: b.readUInt32LE(0),
+        xattrIndex: ext ? b.readUInt32LE(4) : NO_XATTR,
+      };
+    }
+  }
+}
+
+function checkDir(inode: DirInode, at: number): DirInode {
+  if (inode.offset >= 8192) throw new CorruptImageError(`directory listing offset ${inode.offset} is past a metadata block`, at);
+  return inode;
+}
+
+function safeU64(b: Buffer, off: number, at: number, name: string): number {
+  const v = b.readBigUInt64LE(off);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`inode ${name} ${v} is out of range`, at);
+  return Number(v);
+}
+
+function fileInode(
+  common: InodeCommon,
+  startBlock: number,
+  fileSize: number,
+  sparse: number,
+  fragment: number,
+  fragmentOffset: number,
+  pos: MetadataPosition,
+  ctx: InodeContext,
+  at: number,
+): FileInode {
+  // With a tail fragment the last partial block is not in the block list (formats.md A.10).
+  const blockCount =
+    fragment === NO_FRAGMENT ? Math.ceil(fileSize / ctx.blockSize) : Math.floor(fileSize / ctx.blockSize);
+  if (fragment !== NO_FRAGMENT && fileSize % ctx.blockSize === 0) {
+    throw new CorruptImageError('file has a fragment but no tail bytes to keep in it', at);
+  }
+  if (fragment !== NO_FRAGMENT && fragmentOffset >= ctx.blockSize) {
+    throw new CorruptImageError(`fragment offset ${fragmentOffset} is past the block size`, at);
+  }
+  return {
+    ...common,
+    kind: 'file',
+    startBlock,
+    fileSize,
+    sparse,
+    fragment,
+    fragmentOffset,
+    blockCount,
+    blockListPos: { ...pos },
+  };
+}

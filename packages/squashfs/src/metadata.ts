@@ -1,0 +1,105 @@
+import type { ByteSource } from './byte-source.js';
+import type { ByteLru } from './cache.js';
+import type { Decompressor } from './compression/decompressor.js';
+import { CorruptImageError, DecompressError } from './errors.js';
+
+/** Uncompressed size of every metadata block but the last of a table (formats.md A.5). */
+export const METADATA_BLOCK_SIZE = 8192;
+const UNCOMPRESSED_BIT = 0x8000;
+
+/** One decoded metadata block and where the next block of the same table starts. */
+export interface MetadataBlock {
+  data: Buffer;
+  next: number;
+}
+
+/** A position inside a metadata table: the absolute position of a block and an offset in its decoded bytes. */
+export interface MetadataPosition {
+  block: number;
+  offset: number;
+}
+
+/**
+ * Reads metadata blocks (u16 header + payload) through a shared byte-bounded cache and follows
+ * records across block boundaries. Every block must lie below `end` (bytes_used).
+ */
+export class MetadataReader {
+  constructor(
+    private readonly source: ByteSource,
+    private readonly decompressor: Decompressor,
+    private readonly cache: ByteLru<number, MetadataBlock>,
+    private readonly end: number,
+  ) {}
+
+  block(position: number): MetadataBlock {
+    const cached = this.cache.get(position);
+    if (cached !== undefined) return cached;
+    if (position + 2 > this.end) throw new CorruptImageError(`metadata block header at ${position} is past the end of the image`, position);
+    const header = this.source.read(position, 2).readUInt16LE(0);
+    const length = header & ~UNCOMPRESSED_BIT;
+    if (length === 0 || length > METADATA_BLOCK_SIZE) {
+      throw new CorruptImageError(`metadata block length ${length} is invalid`, position);
+    }
+    if (position + 2 + length > this.end) {
+      throw new CorruptImageError(`metadata block of ${length} bytes runs past the end of the image`, position);
+    }
+    const raw = this.source.read(position + 2, length);
+    let data: Buffer;
+    if (header & UNCOMPRESSED_BIT) {
+      // Copy: the source may hand out views of a reusable buffer.
+      data = Buffer.from(raw);
+    } else {
+      try {
+        data = this.decompressor.decompress(raw, METADATA_BLOCK_SIZE);
+      } catch (err) {
+        if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
+        throw err;
+      }
+    }
+    const block = { data, next: position + 2 + length };
+    this.cache.set(position, block, data.length + 64);
+    return block;
+  }
+
+  /** Read `length` bytes starting at `pos`, continuing into following blocks as needed. */
+  read(pos: MetadataPosition, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.readInto(pos, out);
+    return out;
+  }
+
+  /**
+   * Fill `out` from `pos` and advance `pos` past what was read. Records are packed across block
+   * boundaries; an offset equal to a full block's length moves on to the next block.
+   */
+  readInto(pos: MetadataPosition, out: Buffer): void {
+    let done = 0;
+    let { block, offset } = pos;
+    while (done < out.length) {
+      const b = this.block(block);
+      if (offset >= b.data.length) {
+        if (offset > b.data.length || b.data.length < METADATA_BLOCK_SIZE) {
+          throw new CorruptImageError(`metadata offset ${offset} is past the end of its block (${b.data.length} bytes)`, block);
+        }
+        block = b.next;
+        offset = 0;
+        continue;
+      }
+      const n = Math.min(out.length - done, b.data.length - offset);
+      b.data.copy(out, done, offset, offset + n);
+      done += n;
+      offset += n;
+    }
+    pos.block = block;
+    pos.offset = offset;
+  }
+}
+
+/** Split a 64-bit metadata reference ((block << 16) | offset) held in a JS number. */
+export function splitRef(ref: number): { block: number; offset: number } {
+  return { block: Math.floor(ref / 65536), offset: ref % 65536 };
+}
+
+export function makeRef(block: number, offset: number): number {
+  return block * 65536 + offset;
+}

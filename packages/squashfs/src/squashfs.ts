@@ -1,0 +1,247 @@
+import { FileSource, type ByteSource } from './byte-source.js';
+import { ByteLru } from './cache.js';
+import { createDecompressor } from './compression/index.js';
+import { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
+import { DirectoryReader, type DirEntry } from './directory.js';
+import { CorruptImageError, FsError } from './errors.js';
+import { FileDataReader } from './file-data.js';
+import { NO_XATTR, readInode, type DirInode, type FileInode, type Inode, type InodeContext } from './inode.js';
+import { LookupTable } from './lookup-table.js';
+import { MetadataReader, splitRef, type MetadataBlock } from './metadata.js';
+import { PathApi } from './paths.js';
+import { parseSuperblock, SUPERBLOCK_SIZE, SuperblockFlag, type Superblock } from './superblock.js';
+import { XattrTable, type Xattr } from './xattr.js';
+
+export interface SquashfsOptions {
+  /** Byte offset of the image inside the file (images embedded in larger files). */
+  offset?: number;
+  /** Budget for decoded metadata blocks (default 8 MiB). */
+  metadataCacheBytes?: number;
+  /** Budget for decoded data and fragment blocks (default 32 MiB). */
+  dataCacheBytes?: number;
+}
+
+/** Attributes as lstat(2) reports them for an entry of the image. */
+export interface InodeAttr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  rdev: number;
+  /** 512-byte blocks, like st_blocks. */
+  blocks: number;
+  blksize: number;
+}
+
+export interface StatFs {
+  blockSize: number;
+  blocks: number;
+  files: number;
+  nameMax: number;
+}
+
+/**
+ * One squashfs 4.0 image. This is the inode-level API (what a FUSE server needs): everything is
+ * addressed by inode objects or inode references, never by paths. The path-level, node:fs-shaped
+ * API lives in paths.ts on top of it.
+ */
+export class SquashFS {
+  readonly superblock: Superblock;
+  readonly compressor: CompressorName;
+  /** Compressor options block payload when the image has one. */
+  readonly compressionOptions: Buffer | undefined;
+  private readonly meta: MetadataReader;
+  private readonly dirs: DirectoryReader;
+  private readonly data: FileDataReader;
+  private readonly idTable: LookupTable;
+  private ids: number[] | undefined;
+  private readonly xattrs: XattrTable | undefined;
+  private readonly exportTable: LookupTable | undefined;
+  private readonly inodes = new ByteLru<number, Inode>(4 << 20);
+  private readonly ctx: InodeContext;
+  /** The path-level API, shaped like node:fs/promises (stat, lstat, readdir, readFile, walk, …). */
+  readonly paths: PathApi = new PathApi(this);
+
+  static open(path: string, options: SquashfsOptions = {}): SquashFS {
+    const source = new FileSource(path, options.offset ?? 0);
+    try {
+      return new SquashFS(source, options);
+    } catch (err) {
+      source.close();
+      throw err;
+    }
+  }
+
+  constructor(
+    readonly source: ByteSource,
+    options: SquashfsOptions = {},
+  ) {
+    const sb = parseSuperblock(source.read(0, Math.min(SUPERBLOCK_SIZE, source.size)), source.size);
+    this.superblock = sb;
+    const name = COMPRESSOR_IDS[sb.compression];
+    if (name === undefined) throw new CorruptImageError(`unknown compressor id ${sb.compression}`, 20);
+    this.compressor = name;
+    const end = sb.bytesUsed;
+    const metaCache = new ByteLru<number, MetadataBlock>(options.metadataCacheBytes ?? 8 << 20);
+    let decompressor: Decompressor;
+    if (sb.flags & SuperblockFlag.CompressorOptions) {
+      // The options block is a metadata block at 96; mksquashfs always stores it uncompressed.
+      if (SUPERBLOCK_SIZE + 2 > end) throw new CorruptImageError('compressor options block is missing', SUPERBLOCK_SIZE);
+      const h = source.read(SUPERBLOCK_SIZE, 2).readUInt16LE(0);
+      const len = h & 0x7fff;
+      if (!(h & 0x8000) || len === 0 || len > 64 || SUPERBLOCK_SIZE + 2 + len > end) {
+        throw new CorruptImageError(`compressor options block header 0x${h.toString(16)} is invalid`, SUPERBLOCK_SIZE);
+      }
+      this.compressionOptions = Buffer.from(source.read(SUPERBLOCK_SIZE + 2, len));
+      decompressor = createDecompressor(sb.compression, this.compressionOptions);
+    } else {
+      this.compressionOptions = undefined;
+      decompressor = createDecompressor(sb.compression);
+    }
+    this.meta = new MetadataReader(source, decompressor, metaCache, end);
+    this.dirs = new DirectoryReader(this.meta, sb.directoryTableStart);
+    this.idTable = new LookupTable(this.meta, source, 'id', sb.idTableStart, sb.idCount, 4, end);
+    this.xattrs = sb.xattrIdTableStart === undefined ? undefined : new XattrTable(this.meta, source, sb.xattrIdTableStart, end);
+    this.exportTable =
+      sb.exportTableStart === undefined ? undefined : new LookupTable(this.meta, source, 'export', sb.exportTableStart, sb.inodeCount, 8, end);
+    const fragments =
+      sb.fragmentCount > 0 ? new LookupTable(this.meta, source, 'fragment', sb.fragmentTableStart!, sb.fragmentCount, 16, end) : undefined;
+    this.data = new FileDataReader({
+      source,
+      decompressor,
+      meta: this.meta,
+      blockSize: sb.blockSize,
+      end,
+      fragments,
+      blocks: new ByteLru(options.dataCacheBytes ?? 32 << 20),
+      index: new ByteLru(4 << 20),
+    });
+    this.ctx = {
+      blockSize: sb.blockSize,
+      blockLog: sb.blockLog,
+      idOf: (index, from) => this.idOf(index, from),
+    };
+    // Reading the root now makes a broken image fail at open rather than on first use.
+    if (this.root().kind !== 'dir') throw new CorruptImageError('root inode is not a directory', 32);
+  }
+
+  close(): void {
+    this.source.close?.();
+  }
+
+  private idOf(index: number, from: number): number {
+    if (this.ids === undefined) {
+      const ids: number[] = [];
+      for (let i = 0; i < this.superblock.idCount; i++) ids.push(this.idTable.entry(i).readUInt32LE(0));
+      this.ids = ids;
+    }
+    const id = this.ids[index];
+    if (id === undefined) throw new CorruptImageError(`uid/gid index ${index} is out of range (${this.ids.length} ids)`, from);
+    return id;
+  }
+
+  /** The inode at inode reference `ref` (relative to the inode table). */
+  inode(ref: number): Inode {
+    const hit = this.inodes.get(ref);
+    if (hit !== undefined) return hit;
+    const { block, offset } = splitRef(ref);
+    if (offset >= 8192) throw new CorruptImageError(`inode reference offset ${offset} is past a metadata block`, undefined);
+    const abs = this.superblock.inodeTableStart + block;
+    if (abs >= this.superblock.directoryTableStart) {
+      throw new CorruptImageError(`inode reference ${ref} points outside the inode table`, undefined);
+    }
+    const inode = readInode(this.meta, { block: abs, offset }, ref, this.ctx);
+    this.inodes.set(ref, inode, inode.kind === 'symlink' ? 256 + inode.target.length : 256);
+    return inode;
+  }
+
+  root(): DirInode {
+    const r = this.inode(this.superblock.rootInode);
+    if (r.kind !== 'dir') throw new CorruptImageError('root inode is not a directory', 32);
+    return r;
+  }
+
+  /** Inode by inode number, through the export table (only images built with it, the mksquashfs default). */
+  inodeByNumber(n: number): Inode | undefined {
+    if (this.exportTable === undefined) return undefined;
+    const ref = this.exportTable.entry(n - 1).readBigUInt64LE(0);
+    if (ref > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`export table entry ${n} is out of range`, undefined);
+    return this.inode(Number(ref));
+  }
+
+  readdir(dir: Inode): DirEntry[] {
+    return this.dirs.list(asDir(dir));
+  }
+
+  /** The child inode called `name`, or undefined. */
+  lookup(dir: Inode, name: Buffer | string): Inode | undefined {
+    const n = typeof name === 'string' ? Buffer.from(name) : name;
+    if (n.length === 0 || n.length > 256) return undefined;
+    const e = this.dirs.lookup(asDir(dir), n);
+    return e === undefined ? undefined : this.inode(e.ref);
+  }
+
+  /** Bytes of a regular file; short only at end of file. */
+  read(file: Inode, position: number, length: number): Buffer {
+    if (file.kind !== 'file') throw new FsError(file.kind === 'dir' ? 'EISDIR' : 'EINVAL', 'read', `inode ${file.inodeNumber}`);
+    return this.data.read(file, position, length);
+  }
+
+  /** Decoded bytes of data block `index` of a file (the last one may be its tail fragment). */
+  readBlock(file: FileInode, index: number): Buffer {
+    return this.data.block(file, index);
+  }
+
+  readlink(inode: Inode): Buffer {
+    if (inode.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', `inode ${inode.inodeNumber}`);
+    return inode.target;
+  }
+
+  /** All xattrs, full names ("user.x"), in stored order. */
+  xattrList(inode: Inode): Xattr[] {
+    if (inode.xattrIndex === NO_XATTR || this.xattrs === undefined) {
+      if (inode.xattrIndex !== NO_XATTR) throw new CorruptImageError(`inode ${inode.inodeNumber} has xattrs but the image has no xattr table`, undefined);
+      return [];
+    }
+    return this.xattrs.read(inode.xattrIndex);
+  }
+
+  getxattr(inode: Inode, name: Buffer | string): Buffer | undefined {
+    const n = typeof name === 'string' ? Buffer.from(name) : name;
+    return this.xattrList(inode).find((x) => x.name.equals(n))?.value;
+  }
+
+  attr(inode: Inode): InodeAttr {
+    const size = inode.kind === 'file' ? inode.fileSize : inode.kind === 'symlink' ? inode.target.length : inode.kind === 'dir' ? inode.fileSize : 0;
+    return {
+      ino: inode.inodeNumber,
+      mode: inode.mode,
+      nlink: inode.nlink,
+      uid: inode.uid,
+      gid: inode.gid,
+      size,
+      mtime: inode.mtime,
+      rdev: inode.kind === 'block' || inode.kind === 'char' ? inode.rdev : 0,
+      blocks: Math.ceil(size / 512),
+      blksize: this.superblock.blockSize,
+    };
+  }
+
+  statfs(): StatFs {
+    const sb = this.superblock;
+    return {
+      blockSize: sb.blockSize,
+      blocks: Math.floor((sb.bytesUsed - 1) / sb.blockSize) + 1,
+      files: sb.inodeCount,
+      nameMax: 256,
+    };
+  }
+}
+
+function asDir(inode: Inode): DirInode {
+  if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'readdir', `inode ${inode.inodeNumber}`);
+  return inode;
+}
