@@ -1,1 +1,1 @@
-export {};
+export { main, HELP } from './cli.js';

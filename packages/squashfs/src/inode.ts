@@ -2,7 +2,7 @@ import { CorruptImageError } from './errors.js';
 import type { MetadataPosition, MetadataReader } from './metadata.js';
 
 /** inode_type values (formats.md A.8): 1..7 basic, 8..14 extended. */
-export const enum InodeType {
+export enum InodeType {
   Dir = 1,
   File = 2,
   Symlink = 3,

@@ -69,7 +69,7 @@ export interface WalkEntry {
  * contains one of its own ancestors (a corrupt image) raises CorruptImageError instead of looping.
  */
 export function* walkTree(fs: SquashFS, start: PathLike = '/'): Generator<WalkEntry> {
-  const root = resolvePath(fs, start, true);
+  const root = resolvePath(fs, start, false);
   const startBuf = typeof start === 'string' ? Buffer.from(start) : start;
   const base = components(startBuf);
   const rootPath = base.length === 0 ? Buffer.from('/') : Buffer.concat(base.flatMap((c) => [Buffer.from('/'), c]));

@@ -32,7 +32,7 @@ export const SQUASHFS_MAGIC = 0x73717368;
 const SWAPPED_MAGIC = 0x68737173;
 const ABSENT = 0xffffffffffffffffn;
 
-export const enum SuperblockFlag {
+export enum SuperblockFlag {
   NoInodeCompression = 0x0001,
   NoDataCompression = 0x0002,
   Check = 0x0004,

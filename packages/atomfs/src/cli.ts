@@ -1,0 +1,60 @@
+import { sqfsCommand, SQFS_HELP } from './commands/sqfs.js';
+import { CommandError, UsageError } from './errors.js';
+
+export const HELP = `Usage: atomfs [--debug] <command> [options] ...
+
+Mount and read OCI images made of squashfs layers with dm-verity data (as stacker builds them).
+
+Commands:
+  sqfs     read or mount a single squashfs image (ls, cat, extract, info, mount, umount)
+  help     show this help
+
+Global options:
+  --debug        more output on stderr
+  -h, --help     show help
+  -v, --version  show the version`;
+
+export async function main(argv: string[]): Promise<number> {
+  let args = argv;
+  let debug = false;
+  while (args[0]?.startsWith('-')) {
+    const a = args[0];
+    if (a === '--debug' || a === '-debug') debug = true;
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(HELP + '\n');
+      return 0;
+    } else if (a === '-v' || a === '--version') {
+      process.stdout.write('atomfs 0.1.0\n');
+      return 0;
+    } else {
+      process.stderr.write(`Incorrect Usage: flag provided but not defined: ${a}\n${HELP}\n`);
+      return 1;
+    }
+    args = args.slice(1);
+  }
+  const [cmd, ...rest] = args;
+  try {
+    switch (cmd) {
+      case 'sqfs':
+        return await sqfsCommand(rest);
+      case undefined:
+      case 'help':
+      case 'h':
+        process.stdout.write(HELP + '\n');
+        return cmd === undefined ? 1 : 0;
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`Incorrect Usage: ${err.message}\n${cmd === 'sqfs' ? SQFS_HELP : HELP}\n`);
+      return 1;
+    }
+    if (err instanceof CommandError || !debug) {
+      process.stderr.write(`Error: ${(err as Error).message}\n`);
+    } else {
+      process.stderr.write(`Error: ${(err as Error).stack}\n`);
+    }
+    return 1;
+  }
+}

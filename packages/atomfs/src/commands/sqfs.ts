@@ -1,0 +1,190 @@
+import { pipeline } from 'node:stream/promises';
+import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type Inode, type WalkEntry } from '@atomfs/squashfs';
+import { parse } from '../args.js';
+import { CommandError, UsageError } from '../errors.js';
+
+export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
+
+Read a single squashfs image without mounting it.
+
+Commands:
+  ls [-l] [--json] [--offset N] IMAGE [PATH]   list PATH (default /) recursively
+  cat [--offset N] IMAGE PATH                 write a file's content to stdout
+  extract [--offset N] IMAGE DIR              extract the image into DIR (like unsquashfs -d);
+                                              owners restored when run as root
+  info [--json] [--offset N] IMAGE            superblock, compressor, counts
+  mount [options] IMAGE MOUNTPOINT            mount one image with the FUSE server (see 'atomfs sqfs mount --help')
+  umount MOUNTPOINT                           unmount it
+
+IMAGE may be a squashfs file, or a larger file with --offset N bytes before the image.`;
+
+function open(image: string | undefined, offset: string | undefined): SquashFS {
+  if (image === undefined) throw new UsageError('missing IMAGE');
+  const off = offset === undefined ? 0 : Number(offset);
+  if (!Number.isSafeInteger(off) || off < 0) throw new UsageError(`--offset must be a byte count, got "${offset}"`);
+  try {
+    return SquashFS.open(image, { offset: off });
+  } catch (err) {
+    throw new CommandError(`${image}: ${(err as Error).message}`);
+  }
+}
+
+const TYPE_CHARS: Record<Inode['kind'], string> = { dir: 'd', file: '-', symlink: 'l', block: 'b', char: 'c', fifo: 'p', socket: 's' };
+
+function modeString(inode: Inode): string {
+  const m = inode.mode;
+  const rwx = (v: number, special: boolean, ch: string) =>
+    (v & 4 ? 'r' : '-') + (v & 2 ? 'w' : '-') + (special ? (v & 1 ? ch : ch.toUpperCase()) : v & 1 ? 'x' : '-');
+  return (
+    TYPE_CHARS[inode.kind] +
+    rwx((m >> 6) & 7, (m & 0o4000) !== 0, 's') +
+    rwx((m >> 3) & 7, (m & 0o2000) !== 0, 's') +
+    rwx(m & 7, (m & 0o1000) !== 0, 't')
+  );
+}
+
+function entryJson(e: WalkEntry) {
+  const i = e.inode;
+  return {
+    path: e.path,
+    type: i.kind,
+    mode: i.mode & 0o7777,
+    uid: i.uid,
+    gid: i.gid,
+    size: e.stats.size,
+    mtime: i.mtime,
+    nlink: i.nlink,
+    inode: i.inodeNumber,
+    ...(i.kind === 'symlink' ? { target: i.target.toString('utf8') } : {}),
+    ...(i.kind === 'block' || i.kind === 'char' ? { major: (i.rdev >> 8) & 0xfff, minor: (i.rdev & 0xff) | ((i.rdev >>> 12) & 0xfff00) } : {}),
+  };
+}
+
+function longLine(e: WalkEntry): string {
+  const i = e.inode;
+  const size =
+    i.kind === 'block' || i.kind === 'char' ? `${(i.rdev >> 8) & 0xfff},${(i.rdev & 0xff) | ((i.rdev >>> 12) & 0xfff00)}` : String(e.stats.size);
+  const t = new Date(i.mtime * 1000).toISOString().replace('T', ' ').slice(0, 16);
+  const link = i.kind === 'symlink' ? ` -> ${i.target.toString('utf8')}` : '';
+  return `${modeString(i)} ${String(i.uid).padStart(5)}/${String(i.gid).padEnd(5)} ${size.padStart(12)} ${t} ${e.path}${link}`;
+}
+
+async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
+  if (!out.write(text)) await new Promise((r) => out.once('drain', r));
+}
+
+export async function sqfsCommand(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(SQFS_HELP + '\n');
+      return cmd === undefined ? 1 : 0;
+    case 'ls': {
+      const { values, positionals } = parse(rest, {
+        long: { type: 'boolean', short: 'l' },
+        json: { type: 'boolean' },
+        offset: { type: 'string' },
+      });
+      if (positionals.length > 2) throw new UsageError('ls takes IMAGE [PATH]');
+      const fs = open(positionals[0], values.offset);
+      try {
+        const start = positionals[1] ?? '/';
+        guard(() => resolvePath(fs, start, false), start);
+        if (values.json) {
+          const all = [];
+          for (const e of guard(() => [...walkTree(fs, start)], start)) all.push(entryJson(e));
+          await write(process.stdout, JSON.stringify(all, null, 1) + '\n');
+        } else {
+          for (const e of walkTree(fs, start)) await write(process.stdout, (values.long ? longLine(e) : e.path) + '\n');
+        }
+      } finally {
+        fs.close();
+      }
+      return 0;
+    }
+    case 'cat': {
+      const { values, positionals } = parse(rest, { offset: { type: 'string' } });
+      if (positionals.length !== 2) throw new UsageError('cat takes IMAGE PATH');
+      const fs = open(positionals[0], values.offset);
+      try {
+        const path = positionals[1]!;
+        const inode = guard(() => resolvePath(fs, path, true), path);
+        if (inode.kind !== 'file') throw new CommandError(`${path}: not a regular file (${inode.kind})`);
+        await pipeline(fs.paths.createReadStream(path), process.stdout, { end: false });
+      } finally {
+        fs.close();
+      }
+      return 0;
+    }
+    case 'extract': {
+      const { values, positionals } = parse(rest, { offset: { type: 'string' }, subdir: { type: 'string' } });
+      if (positionals.length !== 2) throw new UsageError('extract takes IMAGE DIR');
+      const fs = open(positionals[0], values.offset);
+      try {
+        const r = await extract(fs, positionals[1]!, {
+          ...(values.subdir !== undefined ? { subdir: values.subdir } : {}),
+          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        });
+        process.stderr.write(`extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links, ${r.specials} special files (${r.bytes} bytes)\n`);
+      } finally {
+        fs.close();
+      }
+      return 0;
+    }
+    case 'info': {
+      const { values, positionals } = parse(rest, { json: { type: 'boolean' }, offset: { type: 'string' } });
+      if (positionals.length !== 1) throw new UsageError('info takes IMAGE');
+      const fs = open(positionals[0], values.offset);
+      try {
+        const sb = fs.superblock;
+        const flags = Object.entries(SuperblockFlag as unknown as Record<string, number>)
+          .filter(([k, v]) => typeof v === 'number' && isNaN(Number(k)) && (sb.flags & v) !== 0)
+          .map(([k]) => k);
+        const info = {
+          compressor: fs.compressor,
+          compressionOptions: fs.compressionOptions?.toString('hex') ?? null,
+          blockSize: sb.blockSize,
+          bytesUsed: sb.bytesUsed,
+          inodes: sb.inodeCount,
+          fragments: sb.fragmentCount,
+          ids: sb.idCount,
+          mkfsTime: new Date(sb.mkfsTime * 1000).toISOString(),
+          flags,
+          exportTable: sb.exportTableStart !== undefined,
+          xattrs: sb.xattrIdTableStart !== undefined,
+          tables: {
+            inode: sb.inodeTableStart,
+            directory: sb.directoryTableStart,
+            fragment: sb.fragmentTableStart ?? null,
+            export: sb.exportTableStart ?? null,
+            id: sb.idTableStart,
+            xattrId: sb.xattrIdTableStart ?? null,
+          },
+        };
+        if (values.json) process.stdout.write(JSON.stringify(info, null, 1) + '\n');
+        else {
+          for (const [k, v] of Object.entries(info)) {
+            process.stdout.write(`${k.padEnd(20)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`);
+          }
+        }
+      } finally {
+        fs.close();
+      }
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown sqfs command "${cmd}"`);
+  }
+}
+
+/** Turn a path-resolution failure into a one-line message naming the path. */
+function guard<T>(fn: () => T, path: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new CommandError(`${path}: ${(err as Error).message}`);
+  }
+}
