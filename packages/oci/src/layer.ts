@@ -1,0 +1,85 @@
+/** A mountable layer: one stacker squashfs blob plus its expected dm-verity root hash. */
+import type { Descriptor } from './descriptor.js';
+import { blobPath, parseDigest } from './digest.js';
+import { InvalidRootHashError, UnsupportedLayerError } from './errors.js';
+import { has } from './json-fields.js';
+import {
+  ANNOTATION_VERITY_ROOT_HASH,
+  ANNOTATION_VERITY_ROOT_HASH_LEGACY,
+  MEDIA_TYPE_PREFIX_EROFS,
+  MEDIA_TYPE_PREFIX_SQUASHFS,
+} from './media-types.js';
+
+export type LayerFsType = 'squashfs';
+
+export interface Layer {
+  /** `sha256:<hex>`, validated. */
+  readonly digest: string;
+  /** The 64-hex part of the digest: names the blob, the dm device `<hex>-verity`, the per-layer mountpoint. */
+  readonly hex: string;
+  readonly mediaType: string;
+  /** Size claimed by the descriptor (Go ignores it; we check the blob against it at resolve time). */
+  readonly size: number;
+  /** `<layoutDir>/blobs/sha256/<hex>`, absolute when the layout dir was. */
+  readonly path: string;
+  /** Expected dm-verity root hash, 64 lowercase hex; absent when the image has no verity annotation. */
+  readonly rootHash?: string;
+  /** Which annotation the root hash came from (current or legacy name). */
+  readonly rootHashAnnotation?: string;
+  readonly fsType: LayerFsType;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+const ROOT_HASH_ANNOTATIONS = [ANNOTATION_VERITY_ROOT_HASH, ANNOTATION_VERITY_ROOT_HASH_LEGACY] as const;
+const HEX = /^[0-9a-fA-F]*$/;
+
+/**
+ * Root hash from the layer annotations, current name first, then the stacker v1.0.x name — the
+ * first one PRESENT wins (a bad current value is an error even if the legacy one is fine).
+ * Go decodes the hex and wants 32 bytes ("unexpected key size for <hash>"); we keep that phrase.
+ * Upper-case hex is accepted and lower-cased, because the dm table prints lower case and Go
+ * compares strings.
+ */
+function rootHashOf(digest: string, annotations: Readonly<Record<string, string>>): { value: string; annotation: string } | undefined {
+  for (const annotation of ROOT_HASH_ANNOTATIONS) {
+    if (!has(annotations, annotation)) continue;
+    const value = annotations[annotation] as string;
+    if (!HEX.test(value) || value.length % 2 !== 0) {
+      throw new InvalidRootHashError(digest, annotation, value, `invalid root hash ${JSON.stringify(value)}: not hex`);
+    }
+    if (value.length !== 64) {
+      throw new InvalidRootHashError(
+        digest,
+        annotation,
+        value,
+        `invalid root hash: unexpected key size for ${JSON.stringify(value)} (${value.length / 2} bytes, sha256 needs 32)`,
+      );
+    }
+    return { value: value.toLowerCase(), annotation };
+  }
+  return undefined;
+}
+
+/** Turn a manifest layer descriptor into a Layer, or say why we cannot mount it. */
+export function layerFromDescriptor(layoutDir: string, desc: Descriptor, where: string): Layer {
+  const digest = parseDigest(desc.digest, where);
+  const mt = desc.mediaType;
+  if (mt.startsWith(MEDIA_TYPE_PREFIX_EROFS)) {
+    throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${mt}`);
+  }
+  if (!mt.startsWith(MEDIA_TYPE_PREFIX_SQUASHFS)) {
+    throw new UnsupportedLayerError(digest.text, mt, `unknown media-type ${mt} (layer ${digest.text}; only stacker squashfs layers can be mounted)`);
+  }
+  const annotations = desc.annotations ?? {};
+  const rh = rootHashOf(digest.text, annotations);
+  return {
+    digest: digest.text,
+    hex: digest.hex,
+    mediaType: mt,
+    size: desc.size,
+    path: blobPath(layoutDir, digest),
+    ...(rh !== undefined ? { rootHash: rh.value, rootHashAnnotation: rh.annotation } : {}),
+    fsType: 'squashfs',
+    annotations,
+  };
+}
