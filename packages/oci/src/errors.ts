@@ -87,8 +87,9 @@ export class BlobError extends OciError {
   constructor(
     readonly path: string,
     readonly problem: string,
+    noun: 'blob' | 'file' = 'blob',
   ) {
-    super(`blob ${path}: ${problem}`);
+    super(`${noun} ${path}: ${problem}`);
   }
 }
 
@@ -120,8 +121,9 @@ export class BlobTooLargeError extends BlobError {
     path: string,
     readonly size: number,
     readonly limit: number,
+    noun: 'blob' | 'file' = 'blob',
   ) {
-    super(path, `${size} bytes exceeds the ${limit}-byte limit for JSON documents`);
+    super(path, `${size} bytes exceeds the ${limit}-byte limit for JSON documents`, noun);
   }
 }
 

@@ -96,7 +96,7 @@ export async function readTopLevelIndex(layout: OciLayout, limits: ReadLimits = 
       throw new LayoutError(path, problem);
     },
     tooLarge: (size) => {
-      throw new BlobTooLargeError(path, size, limit);
+      throw new BlobTooLargeError(path, size, limit, 'file');
     },
   });
   return parseImageIndex(bytes, path);
