@@ -4,6 +4,18 @@
  * Where the Go atomfs (through umoci) has a well-known message, we keep its wording as a prefix
  * so scripts grepping for it keep working.
  */
+const MAX_SHOWN = 200;
+
+/** Quote a string that came from a file or the user, clipped, so a message stays one short line. */
+export function quote(s: string): string {
+  return s.length > MAX_SHOWN ? `${JSON.stringify(s.slice(0, MAX_SHOWN))}… (${s.length} chars)` : JSON.stringify(s);
+}
+
+/** A token (media type, digest) shown bare when it is plain printable ASCII, quoted otherwise. */
+export function show(s: string): string {
+  return /^[\x21-\x7e]{1,200}$/.test(s) ? s : quote(s);
+}
+
 export class OciError extends Error {
   constructor(message: string) {
     super(message);
@@ -35,7 +47,7 @@ export class MalformedJsonError extends OciError {
 /** The tag is not a valid OCI ref name (same wording as umoci). */
 export class InvalidReferenceError extends OciError {
   constructor(readonly reference: string) {
-    super(`refusing to resolve invalid reference ${JSON.stringify(reference)}`);
+    super(`refusing to resolve invalid reference ${quote(reference)}`);
   }
 }
 
@@ -45,7 +57,7 @@ export class ImageRefSyntaxError extends OciError {
     readonly arg: string,
     readonly problem: string,
   ) {
-    super(`invalid image reference ${JSON.stringify(arg)}: ${problem} (expected OCIDIR:TAG)`);
+    super(`invalid image reference ${quote(arg)}: ${problem} (expected OCIDIR:TAG)`);
   }
 }
 
@@ -67,7 +79,7 @@ export class InvalidDigestError extends OciError {
     readonly where: string,
     readonly problem: string,
   ) {
-    super(`invalid digest ${JSON.stringify(digest)} in ${where}: ${problem}`);
+    super(`invalid digest ${quote(digest)} in ${where}: ${problem}`);
   }
 }
 
@@ -78,7 +90,7 @@ export class UnsupportedDigestAlgorithmError extends OciError {
     readonly algorithm: string,
     readonly where: string,
   ) {
-    super(`unsupported digest algorithm ${JSON.stringify(algorithm)} of ${digest} in ${where} (only sha256 is supported)`);
+    super(`unsupported digest algorithm ${quote(algorithm)} of ${show(digest)} in ${where} (only sha256 is supported)`);
   }
 }
 
@@ -130,7 +142,7 @@ export class BlobTooLargeError extends BlobError {
 /** The tag resolved to something that is not an OCI image manifest (same wording as umoci/atomfs). */
 export class NotAManifestError extends OciError {
   constructor(readonly mediaType: string) {
-    super(`descriptor does not point to a manifest: ${mediaType}`);
+    super(`descriptor does not point to a manifest: ${show(mediaType)}`);
   }
 }
 
@@ -140,7 +152,7 @@ export class IndexLimitError extends OciError {
     readonly reference: string,
     readonly problem: string,
   ) {
-    super(`resolving ${JSON.stringify(reference)}: ${problem}`);
+    super(`resolving ${quote(reference)}: ${problem}`);
   }
 }
 
@@ -150,7 +162,7 @@ export class EmptyImageError extends OciError {
     readonly reference: string,
     readonly manifestDigest: string,
   ) {
-    super(`image ${JSON.stringify(reference)} (manifest ${manifestDigest}) has no layers`);
+    super(`image ${quote(reference)} (manifest ${manifestDigest}) has no layers`);
   }
 }
 

@@ -1,5 +1,6 @@
 /** OCI image manifest (image-spec manifest.md). */
 import { parseDescriptor, type Descriptor } from './descriptor.js';
+import { quote } from './errors.js';
 import { JsonFields, parseJson } from './json-fields.js';
 import { MEDIA_TYPE_IMAGE_MANIFEST } from './media-types.js';
 
@@ -24,7 +25,7 @@ export function parseImageManifest(bytes: Uint8Array, path: string): ImageManife
   const schemaVersion = f.optionalCount(obj, 'schemaVersion', '');
   const mediaType = f.optionalString(obj, 'mediaType', '');
   if (mediaType !== undefined && mediaType !== MEDIA_TYPE_IMAGE_MANIFEST) {
-    f.fail('mediaType', `expected ${MEDIA_TYPE_IMAGE_MANIFEST}, got ${JSON.stringify(mediaType)}`);
+    f.fail('mediaType', `expected ${MEDIA_TYPE_IMAGE_MANIFEST}, got ${quote(mediaType)}`);
   }
   const config = obj['config'] === undefined || obj['config'] === null ? undefined : parseDescriptor(f, obj['config'], 'config');
   const layers = (f.optionalArray(obj, 'layers', '') ?? []).map((d, i) => parseDescriptor(f, d, `layers[${i}]`));

@@ -3,7 +3,7 @@
  * field is type-checked before use and every failure names the file and the field path
  * (`manifests[2].digest`). Only the fields we read are walked: no recursion over arbitrary input.
  */
-import { MalformedJsonError } from './errors.js';
+import { MalformedJsonError, quote } from './errors.js';
 
 export type JsonObject = { readonly [key: string]: unknown };
 
@@ -13,7 +13,8 @@ export function parseJson(bytes: Uint8Array, path: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
+    // V8 quotes a snippet of the input in its message: keep it on one line and short.
+    const detail = (err instanceof Error ? err.message : String(err)).replace(/[\x00-\x1f\x7f\u2028\u2029]/g, ' ').slice(0, 200);
     throw new MalformedJsonError(path, undefined, `not valid JSON (${detail})`);
   }
 }
@@ -93,7 +94,7 @@ export class JsonFields {
     const map = this.object(obj[key], field);
     const entries: [string, string][] = [];
     for (const [k, v] of Object.entries(map)) {
-      if (typeof v !== 'string') this.fail(`${field}[${JSON.stringify(k)}]`, `expected a string, got ${describeType(v)}`);
+      if (typeof v !== 'string') this.fail(`${field}[${quote(k)}]`, `expected a string, got ${describeType(v)}`);
       entries.push([k, v]);
     }
     return Object.fromEntries(entries);

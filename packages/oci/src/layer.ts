@@ -1,7 +1,7 @@
 /** A mountable layer: one stacker squashfs blob plus its expected dm-verity root hash. */
 import type { Descriptor } from './descriptor.js';
 import { blobPath, parseDigest } from './digest.js';
-import { InvalidRootHashError, UnsupportedLayerError } from './errors.js';
+import { InvalidRootHashError, UnsupportedLayerError, quote, show } from './errors.js';
 import { has } from './json-fields.js';
 import {
   ANNOTATION_VERITY_ROOT_HASH,
@@ -45,14 +45,14 @@ function rootHashOf(digest: string, annotations: Readonly<Record<string, string>
     if (!has(annotations, annotation)) continue;
     const value = annotations[annotation] as string;
     if (!HEX.test(value) || value.length % 2 !== 0) {
-      throw new InvalidRootHashError(digest, annotation, value, `invalid root hash ${JSON.stringify(value)}: not hex`);
+      throw new InvalidRootHashError(digest, annotation, value, `invalid root hash ${quote(value)}: not hex`);
     }
     if (value.length !== 64) {
       throw new InvalidRootHashError(
         digest,
         annotation,
         value,
-        `invalid root hash: unexpected key size for ${JSON.stringify(value)} (${value.length / 2} bytes, sha256 needs 32)`,
+        `invalid root hash: unexpected key size for ${quote(value)} (${value.length / 2} bytes, sha256 needs 32)`,
       );
     }
     return { value: value.toLowerCase(), annotation };
@@ -65,10 +65,10 @@ export function layerFromDescriptor(layoutDir: string, desc: Descriptor, where: 
   const digest = parseDigest(desc.digest, where);
   const mt = desc.mediaType;
   if (mt.startsWith(MEDIA_TYPE_PREFIX_EROFS)) {
-    throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${mt}`);
+    throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${show(mt)}`);
   }
   if (!mt.startsWith(MEDIA_TYPE_PREFIX_SQUASHFS)) {
-    throw new UnsupportedLayerError(digest.text, mt, `unknown media-type ${mt} (layer ${digest.text}; only stacker squashfs layers can be mounted)`);
+    throw new UnsupportedLayerError(digest.text, mt, `unknown media-type ${show(mt)} (layer ${digest.text}; only stacker squashfs layers can be mounted)`);
   }
   const annotations = desc.annotations ?? {};
   const rh = rootHashOf(digest.text, annotations);

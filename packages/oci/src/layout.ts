@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_MAX_JSON_BYTES, readBoundedFile } from './bounded-read.js';
-import { BlobTooLargeError, LayoutError, MalformedJsonError } from './errors.js';
+import { BlobTooLargeError, LayoutError, MalformedJsonError, quote } from './errors.js';
 import { parseImageIndex, type ImageIndex } from './image-index.js';
 import { describeType, parseJson } from './json-fields.js';
 import { IMAGE_LAYOUT_VERSION } from './media-types.js';
@@ -61,7 +61,7 @@ async function checkLayoutMarker(path: string): Promise<void> {
     throw new LayoutError(path, `imageLayoutVersion must be a string, got ${describeType(version)}`);
   }
   if (version !== IMAGE_LAYOUT_VERSION) {
-    throw new LayoutError(path, `unsupported imageLayoutVersion ${JSON.stringify(version)} (expected "${IMAGE_LAYOUT_VERSION}")`);
+    throw new LayoutError(path, `unsupported imageLayoutVersion ${quote(version)} (expected "${IMAGE_LAYOUT_VERSION}")`);
   }
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readVerifiedBlob } from './blob.js';
 import { DEFAULT_MAX_JSON_BYTES } from './bounded-read.js';
 import { parseDescriptor, refNameOf, type Descriptor } from './descriptor.js';
-import { BadDescriptorError, BlobError, EmptyImageError, IndexLimitError, NotAManifestError, SizeMismatchError } from './errors.js';
+import { BadDescriptorError, BlobError, quote, EmptyImageError, IndexLimitError, NotAManifestError, SizeMismatchError } from './errors.js';
 import { parseImageIndex } from './image-index.js';
 import { parseImageManifest, type ImageManifest } from './image-manifest.js';
 import { JsonFields, parseJson } from './json-fields.js';
@@ -68,12 +68,12 @@ export async function resolveImage(layoutDir: string, tag: string, options: Reso
   });
   if (roots.length === 0) {
     const known = index.manifests.map(refNameOf).filter((t): t is string => t !== undefined);
-    const shown = known.slice(0, TAGS_IN_MESSAGE).map((t) => JSON.stringify(t)).join(', ');
+    const shown = known.slice(0, TAGS_IN_MESSAGE).map(quote).join(', ');
     const more = known.length > TAGS_IN_MESSAGE ? `, … (${known.length} in all)` : '';
     throw new BadDescriptorError(
       tag,
       'not found',
-      `no entry in ${indexPath} has ${ANNOTATION_REF_NAME} ${JSON.stringify(tag)}` + (known.length > 0 ? ` (tags: ${shown}${more})` : ' (it has no tags)'),
+      `no entry in ${indexPath} has ${ANNOTATION_REF_NAME} ${quote(tag)}` + (known.length > 0 ? ` (tags: ${shown}${more})` : ' (it has no tags)'),
     );
   }
 
@@ -113,7 +113,7 @@ export async function resolveImage(layoutDir: string, tag: string, options: Reso
   }
 
   if (found.length === 0) {
-    throw new BadDescriptorError(tag, 'not found', `the index entries tagged ${JSON.stringify(tag)} in ${indexPath} lead to no manifest`);
+    throw new BadDescriptorError(tag, 'not found', `the index entries tagged ${quote(tag)} in ${indexPath} lead to no manifest`);
   }
   if (found.length > 1) {
     const cause = roots.length > 1 ? `${roots.length} entries in ${indexPath} carry this tag` : 'the tag points to an index with several manifests (platform selection is not supported)';

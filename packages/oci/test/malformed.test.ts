@@ -193,6 +193,10 @@ const cases: Case[] = [
     message: /squashfs_verity_root_hash: invalid root hash: unexpected key size .*33 bytes/,
   },
   { name: 'layer blob missing', setup: (i) => rmSync(i.written.layers[0]?.path as string), error: BlobError, message: /layer sha256:[0-9a-f]{64} is missing/ },
+  // --- hostile strings stay on one short line
+  { name: 'media type with a newline', setup: (i) => editManifest(i, (m) => (m.layers[0].mediaType = 'application/x\nevil')), error: UnsupportedLayerError, message: /^unknown media-type "application\/x\\nevil"/ },
+  { name: 'megabyte-long digest', setup: (i) => editIndex(i.dir, (x) => (entry(x).digest = 'sha256:' + 'a'.repeat(1 << 20))), error: InvalidDigestError, message: /invalid digest "sha256:a+"… \(1048583 chars\)/ },
+  { name: 'index.json syntax error on a later line', setup: (i) => writeFileSync(join(i.dir, 'index.json'), '{\n"manifests":\n[\n}\n'), error: MalformedJsonError, message: /not valid JSON/ },
   // --- bounds
   {
     name: 'oversize manifest blob',
@@ -241,7 +245,8 @@ for (const c of cases) {
       assert.equal(e.name, c.error.name);
       assert.match(e.message, c.message);
       if (process.env['OCI_SHOW_MESSAGES']) console.log(`${c.name}: ${e.name}: ${e.message}`);
-      assert.ok(!e.message.includes('\n'), 'one-line message');
+      assert.ok(!/[\n\r]/.test(e.message), 'one-line message');
+      assert.ok(e.message.length < 1000, `short message (${e.message.length} chars)`);
       return true;
     });
   });
