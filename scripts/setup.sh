@@ -12,6 +12,7 @@ command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 command -v getfattr >/dev/null || need_apt+=(attr)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v umoci >/dev/null || need_apt+=(umoci)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
