@@ -1,0 +1,185 @@
+import { Worker } from 'node:worker_threads';
+import { SaltedBlocks, type HashSpec } from './block-hasher.js';
+import { FileByteSource, type ByteSource } from './byte-source.js';
+import { VerityError, VerityTruncatedError } from './errors.js';
+import type { TreeGeometry } from './geometry.js';
+import type { HashWorkerInit, HashWorkerReply, HashWorkerTask } from './hash-worker-protocol.js';
+import { computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
+
+/**
+ * Level 0 of the tree (the digests of every data block) is where all the time of a full verify
+ * or format goes. These produce it in order, in chunks of whole hash blocks, either on the
+ * calling thread or spread over worker threads.
+ */
+export interface Level0Chunk {
+  /** Index (inside level 0) of the first hash block. */
+  readonly first: number;
+  readonly count: number;
+  /** count * hashBlockSize bytes, exactly as they must be stored. */
+  readonly blocks: Buffer;
+}
+
+/** A source whose bytes can be read straight from a descriptor (readv into the salted batch). */
+function fdOf(source: ByteSource): { fd: number; offset: number } | null {
+  return source instanceof FileByteSource && source.fd >= 0 ? { fd: source.fd, offset: source.offset } : null;
+}
+
+/** Level 0 on the calling thread. */
+export function* level0Sync(source: ByteSource, g: TreeGeometry, spec: HashSpec, label: string): Generator<Level0Chunk> {
+  const perBatch = hashBlocksPerBatch(g, g.dataBlockSize);
+  const batch = new SaltedBlocks(spec, g.dataBlockSize, perBatch * g.hashesPerBlock);
+  const direct = fdOf(source);
+  const fill = (b: SaltedBlocks, firstChild: number, count: number): void => {
+    const position = firstChild * g.dataBlockSize;
+    if (direct) {
+      if (!b.fillFromFd(direct.fd, direct.offset + position, count)) {
+        throw new VerityTruncatedError(label, position, count * g.dataBlockSize, position);
+      }
+    } else {
+      b.fillFromSource(source, position, count);
+    }
+  };
+  const total = g.levels === 0 ? 0 : g.levelSize[0]!;
+  for (let first = 0; first < total; first += perBatch) {
+    const count = Math.min(perBatch, total - first);
+    yield { first, count, blocks: computeHashBlocks(g, 0, first, count, batch, fill) };
+  }
+}
+
+/** Whether level0Parallel can work on this source (it needs a file descriptor). */
+export function canParallelize(source: ByteSource): boolean {
+  return fdOf(source) !== null;
+}
+
+interface Pending {
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+  promise: Promise<Buffer>;
+  /** Set as soon as the result is known (a promise cannot be polled). */
+  value?: Buffer;
+}
+
+function deferred(): Pending {
+  const p = {} as Pending;
+  p.promise = new Promise<Buffer>((res, rej) => {
+    p.resolve = (b) => {
+      p.value = b;
+      res(b);
+    };
+    p.reject = rej;
+  });
+  // A rejection nobody awaits yet (the consumer is on an earlier chunk) must not crash the process.
+  p.promise.catch(() => undefined);
+  return p;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Level 0 on the calling thread plus `workers` worker threads sharing the file descriptor.
+ * Starting a worker costs ~50 ms here (a quarter of a 256 MiB verify), so the calling thread does
+ * not wait for them: whenever the next chunk in order is not ready it hashes the next unassigned
+ * chunk itself. Chunks come back in order; at most a few per thread are in flight or waiting, so
+ * memory stays bounded. Workers are terminated when the generator finishes or the consumer stops.
+ */
+export async function* level0Parallel(
+  source: FileByteSource,
+  g: TreeGeometry,
+  spec: HashSpec,
+  label: string,
+  workers: number,
+): AsyncGenerator<Level0Chunk> {
+  const direct = fdOf(source)!;
+  const total = g.levels === 0 ? 0 : g.levelSize[0]!;
+  if (total === 0) return;
+  const perTask = hashBlocksPerBatch(g, g.dataBlockSize);
+  const taskCount = Math.ceil(total / perTask);
+  const init: HashWorkerInit = {
+    fd: direct.fd,
+    fileOffset: direct.offset,
+    params: { hashType: g.hashType, algorithm: g.algorithm, dataBlockSize: g.dataBlockSize, hashBlockSize: g.hashBlockSize, dataBlocks: g.dataBlocks },
+    hashStartBlock: g.hashStartBlock,
+    salt: spec.salt,
+  };
+  const n = Math.max(0, Math.min(workers, taskCount - 1));
+  const window = 3 * (n + 1);
+  const results: Pending[] = [];
+  for (let i = 0; i < taskCount; i++) results.push(deferred());
+  let nextTask = 0;
+  let consumed = 0;
+  let failed: Error | null = null;
+  const idle: Worker[] = [];
+  const pool: Worker[] = [];
+  const taskRange = (id: number): { first: number; count: number } => {
+    const first = id * perTask;
+    return { first, count: Math.min(perTask, total - first) };
+  };
+  const canStart = (): boolean => failed === null && nextTask < taskCount && nextTask < consumed + window;
+
+  const dispatch = (w: Worker): void => {
+    if (!canStart()) {
+      idle.push(w);
+      return;
+    }
+    const id = nextTask++;
+    const task: HashWorkerTask = { id, ...taskRange(id) };
+    w.postMessage(task);
+  };
+  const failAll = (err: Error): void => {
+    if (failed === null) failed = err;
+    for (const r of results) r.reject(failed);
+  };
+
+  const batch = new SaltedBlocks(spec, g.dataBlockSize, perTask * g.hashesPerBlock);
+  const fill = (b: SaltedBlocks, firstChild: number, count: number): void => {
+    const position = firstChild * g.dataBlockSize;
+    if (!b.fillFromFd(direct.fd, direct.offset + position, count)) {
+      throw new VerityTruncatedError(label, position, count * g.dataBlockSize, position);
+    }
+  };
+
+  try {
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: init });
+      pool.push(w);
+      w.on('message', (reply: HashWorkerReply) => {
+        if (reply.ok) {
+          results[reply.id]!.resolve(Buffer.from(reply.blocks));
+        } else if (reply.truncatedAt !== undefined) {
+          failAll(new VerityTruncatedError(label, reply.truncatedAt - direct.offset, g.dataBlockSize, reply.truncatedAt - direct.offset));
+        } else {
+          failAll(new VerityError(label, `hash worker failed: ${reply.message}`));
+        }
+        dispatch(w);
+      });
+      w.on('error', (err) => failAll(new VerityError(label, `hash worker crashed: ${err.message}`)));
+      w.on('exit', (code) => {
+        if (code !== 0 && consumed < taskCount) failAll(new VerityError(label, `hash worker exited with code ${code}`));
+      });
+      // Two tasks per worker: one running, one queued, so a worker never waits for the main thread.
+      dispatch(w);
+      dispatch(w);
+    }
+    for (let id = 0; id < taskCount; id++) {
+      const want = results[id]!;
+      while (want.value === undefined) {
+        if (failed !== null) throw failed;
+        if (canStart()) {
+          // Hash the next unassigned chunk here, then let worker replies in.
+          const mine = nextTask++;
+          const r = taskRange(mine);
+          results[mine]!.resolve(computeHashBlocks(g, 0, r.first, r.count, batch, fill));
+          await yieldToEventLoop();
+        } else {
+          await want.promise;
+        }
+      }
+      consumed++;
+      while (idle.length > 0 && canStart()) dispatch(idle.pop()!);
+      yield { ...taskRange(id), blocks: want.value };
+    }
+  } finally {
+    failed ??= new VerityError(label, 'level-0 hashing stopped');
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
+}

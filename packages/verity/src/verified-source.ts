@@ -1,0 +1,251 @@
+import { BlockHasher } from './block-hasher.js';
+import { checkReadRange, type ByteSource } from './byte-source.js';
+import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
+import { SUPERBLOCK_SIZE, type TreeGeometry } from './geometry.js';
+import { LruMap } from './lru.js';
+import { parseRootHash } from './root-hash.js';
+import { parseSuperblock, validateSuperblock, type VeritySuperblock } from './superblock.js';
+import { firstNonZeroSpare } from './tree-level.js';
+
+export interface VerifiedSourceOptions {
+  /** Names the layer in every error message (e.g. its digest). */
+  label: string;
+  /** Budget for verified hash blocks kept in memory (default 4 MiB; at least one chain is kept). */
+  hashCacheBytes?: number;
+  /** Verified data blocks kept for unaligned neighbouring reads (default 16). */
+  dataCacheBlocks?: number;
+  /** Largest number of data blocks fetched with one underlying read (default 256 = 1 MiB). */
+  maxRunBlocks?: number;
+}
+
+/** Counters, for tests and diagnostics. */
+export interface VerifiedSourceStats {
+  dataBlocksVerified: number;
+  hashBlocksVerified: number;
+  dataCacheHits: number;
+  hashCacheHits: number;
+}
+
+/**
+ * The data area of a verity-protected file, as a ByteSource: serves [0, dataBlocks*dataBlockSize)
+ * and returns no byte of a data block before the block hashed to the digest the tree holds for it,
+ * each hash block on the way having been checked up to the trusted root. The top block (or data
+ * block 0 when there is no tree) is checked at construction, so a wrong root hash fails at open.
+ * Synchronous and single-threaded, like the kernel's per-bio verification.
+ */
+export class VerifiedSource implements ByteSource {
+  readonly size: number;
+  readonly label: string;
+  readonly stats: VerifiedSourceStats = { dataBlocksVerified: 0, hashBlocksVerified: 0, dataCacheHits: 0, hashCacheHits: 0 };
+  private readonly root: Buffer;
+  private readonly dataHasher: BlockHasher;
+  private readonly hashHasher: BlockHasher;
+  /** The verified top hash block (levels > 0), pinned. */
+  private readonly top: Buffer | null;
+  private readonly hashCache: LruMap<Buffer>;
+  private readonly dataCache: LruMap<Buffer>;
+  private readonly maxRun: number;
+  /** hashesPerBlock^i for i = 0..levels, as doubles (exact for powers of two). */
+  private readonly spans: number[];
+
+  constructor(
+    private readonly file: ByteSource,
+    readonly geometry: TreeGeometry,
+    salt: Buffer,
+    rootHash: string | Buffer,
+    options: VerifiedSourceOptions,
+  ) {
+    const g = geometry;
+    this.label = options.label;
+    this.root = parseRootHash(rootHash, g.digestSize, this.label);
+    this.size = g.dataBytes;
+    const spec = { algorithm: g.algorithm, hashType: g.hashType, salt };
+    this.dataHasher = new BlockHasher(spec, g.dataBlockSize);
+    this.hashHasher = new BlockHasher(spec, g.hashBlockSize);
+    const hashCacheBytes = options.hashCacheBytes ?? 4 * 1024 * 1024;
+    // Keep at least one block per level so a descent never evicts the block it is about to use.
+    this.hashCache = new LruMap(Math.max(g.levels, Math.floor(hashCacheBytes / g.hashBlockSize)));
+    this.dataCache = new LruMap(Math.max(0, options.dataCacheBlocks ?? 16));
+    this.maxRun = Math.max(1, options.maxRunBlocks ?? 256);
+    this.spans = [];
+    for (let i = 0; i <= g.levels; i++) this.spans.push(g.hashesPerBlock ** i);
+
+    const treeEnd = g.hashEndBlock * g.hashBlockSize;
+    const needed = Math.max(treeEnd, g.dataBytes);
+    if (file.size < needed) throw new VerityTruncatedError(this.label, file.size, needed - file.size, file.size);
+
+    if (g.levels === 0) {
+      const offset = 0;
+      const block = file.read(offset, g.dataBlockSize);
+      const actual = this.dataHasher.digest(block);
+      if (!actual.equals(this.root)) throw new RootHashMismatchError(this.label, this.root.toString('hex'), actual.toString('hex'), offset);
+      this.stats.dataBlocksVerified++;
+      this.dataCache.set(0, block);
+      this.top = null;
+    } else {
+      const offset = g.levelStart[g.levels - 1]! * g.hashBlockSize;
+      const block = file.read(offset, g.hashBlockSize);
+      const actual = this.hashHasher.digest(block);
+      if (!actual.equals(this.root)) throw new RootHashMismatchError(this.label, this.root.toString('hex'), actual.toString('hex'), offset);
+      this.checkSpare(g.levels - 1, 0, block);
+      this.stats.hashBlocksVerified++;
+      this.top = block;
+    }
+  }
+
+  read(position: number, length: number): Buffer {
+    checkReadRange(this.label, position, length, this.size);
+    const out = Buffer.allocUnsafe(length);
+    if (length === 0) return out;
+    const dbs = this.geometry.dataBlockSize;
+    const end = position + length;
+    const last = Math.floor((end - 1) / dbs);
+    let b = Math.floor(position / dbs);
+    while (b <= last) {
+      const cached = this.dataCache.get(b);
+      if (cached !== undefined) {
+        this.stats.dataCacheHits++;
+        this.copyOut(cached, b, position, end, out);
+        b++;
+        continue;
+      }
+      let runEnd = b;
+      while (runEnd < last && runEnd - b + 1 < this.maxRun && !this.dataCache.has(runEnd + 1)) runEnd++;
+      const count = runEnd - b + 1;
+      const run = this.file.read(b * dbs, count * dbs);
+      for (let k = 0; k < count; k++) {
+        const blockNo = b + k;
+        const block = run.subarray(k * dbs, (k + 1) * dbs);
+        // Verification first; only then may any byte of the block reach `out`.
+        this.verifyDataBlock(blockNo, block);
+        this.copyOut(block, blockNo, position, end, out);
+        // Cache only blocks this read used partially: those are the ones a neighbouring
+        // unaligned read (squashfs metadata blocks straddle 4 KiB) asks for next. A copy, so
+        // the cache never pins a large run buffer.
+        const start = blockNo * dbs;
+        if (start < position || start + dbs > end) this.dataCache.set(blockNo, Buffer.from(block));
+      }
+      b = runEnd + 1;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.hashCache.clear();
+    this.dataCache.clear();
+    this.file.close?.();
+  }
+
+  /** Copies the part of data block `blockNo` that falls in [position, end) to its place in `out`. */
+  private copyOut(block: Buffer, blockNo: number, position: number, end: number, out: Buffer): void {
+    const start = blockNo * this.geometry.dataBlockSize;
+    const from = Math.max(start, position);
+    const to = Math.min(start + this.geometry.dataBlockSize, end);
+    block.copy(out, from - position, from - start, to - start);
+  }
+
+  private verifyDataBlock(blockNo: number, block: Buffer): void {
+    const g = this.geometry;
+    let ok: boolean;
+    if (g.levels === 0) {
+      ok = this.dataHasher.digest(block).equals(this.root);
+    } else {
+      const leaf = this.verifiedHashBlock(0, Math.floor(blockNo / g.hashesPerBlock));
+      const slot = (blockNo % g.hashesPerBlock) * g.slotSize;
+      ok = this.dataHasher.matches(block, leaf, slot, g.digestSize);
+    }
+    if (!ok) throw new VerityMismatchError(this.label, -1, blockNo, blockNo * g.dataBlockSize);
+    this.stats.dataBlocksVerified++;
+  }
+
+  /**
+   * Hash block `index` of `level`, verified against its parent up to the root. Walks up to the
+   * nearest block already verified (cached or the pinned top), then down, checking each block.
+   */
+  private verifiedHashBlock(level: number, index: number): Buffer {
+    const g = this.geometry;
+    const top = g.levels - 1;
+    // Find the lowest level at or above `level` whose needed block is already trusted.
+    let known = level;
+    let knownBlock: Buffer | undefined;
+    // index at level j of the block on the path: floor(index / hpb^(j-level)).
+    for (; known <= top; known++) {
+      if (known === top) {
+        knownBlock = this.top!;
+        break;
+      }
+      const idx = Math.floor(index / this.spans[known - level]!);
+      knownBlock = this.hashCache.get(g.levelStart[known]! + idx);
+      if (knownBlock !== undefined) {
+        this.stats.hashCacheHits++;
+        break;
+      }
+    }
+    let parent = knownBlock!;
+    for (let j = known - 1; j >= level; j--) {
+      const idx = Math.floor(index / this.spans[j - level]!);
+      const fileBlock = g.levelStart[j]! + idx;
+      const offset = fileBlock * g.hashBlockSize;
+      const block = this.file.read(offset, g.hashBlockSize);
+      const slot = (idx % g.hashesPerBlock) * g.slotSize;
+      if (!this.hashHasher.matches(block, parent, slot, g.digestSize)) throw new VerityMismatchError(this.label, j, idx, offset);
+      this.checkSpare(j, idx, block);
+      this.stats.hashBlocksVerified++;
+      this.hashCache.set(fileBlock, block);
+      parent = block;
+    }
+    return parent;
+  }
+
+  /**
+   * Padding of a verified hash block must be zero too (veritysetup verify insists; the digest
+   * already covers it, so this only matters when the superblock lies about data_blocks while the
+   * tree above is intact).
+   */
+  private checkSpare(level: number, index: number, block: Buffer): void {
+    const p = firstNonZeroSpare(this.geometry, level, index, block);
+    if (p >= 0) throw new VeritySpareAreaError(this.label, level, index, (this.geometry.levelStart[level]! + index) * this.geometry.hashBlockSize + p);
+  }
+}
+
+export interface OpenVerifiedOptions extends Omit<VerifiedSourceOptions, 'label'> {
+  /** Byte offset of the verity superblock (H: the squashfs size rounded up to 4096). */
+  hashOffset: number;
+  /** Trusted root hash, hex (e.g. from the layer annotation). */
+  rootHash: string | Buffer;
+  /** Names the layer in errors (e.g. its digest). */
+  label: string;
+  /** When given, the superblock must cover exactly this many data blocks (atomfs: hashOffset/4096). */
+  expectedDataBlocks?: number;
+}
+
+/** Reads and validates the superblock at `hashOffset` of `file`; returns it with the tree layout. */
+export function readSuperblock(
+  file: ByteSource,
+  hashOffset: number,
+  label: string,
+): { superblock: VeritySuperblock; geometry: TreeGeometry } {
+  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0) throw new VerityArgumentError(label, `bad hash offset ${hashOffset}`);
+  if (hashOffset + SUPERBLOCK_SIZE > file.size) {
+    throw new VerityTruncatedError(label, hashOffset, SUPERBLOCK_SIZE, file.size);
+  }
+  const superblock = parseSuperblock(file.read(hashOffset, SUPERBLOCK_SIZE), label, hashOffset);
+  const geometry = validateSuperblock(superblock, hashOffset, file.size, label);
+  return { superblock, geometry };
+}
+
+/**
+ * Opens the verified data area of a layer file whose superblock sits at `hashOffset`.
+ * On success the returned source owns `file` (its close() closes it); on failure the caller keeps it.
+ */
+export function openVerified(file: ByteSource, options: OpenVerifiedOptions): VerifiedSource {
+  const { superblock, geometry } = readSuperblock(file, options.hashOffset, options.label);
+  if (options.expectedDataBlocks !== undefined && superblock.dataBlocks !== options.expectedDataBlocks) {
+    throw new VeritySuperblockError(
+      options.label,
+      options.hashOffset,
+      `covers ${superblock.dataBlocks} data blocks, expected ${options.expectedDataBlocks}`,
+    );
+  }
+  return new VerifiedSource(file, geometry, superblock.salt, options.rootHash, options);
+}
