@@ -1,0 +1,312 @@
+/**
+ * The merged, read-only view of N layers, as kernel overlayfs shows lowerdir=L0:L1:…:Ln-1
+ * (L0 on top) with index=off, redirect_dir/metacopy not followed, but our own inode numbers.
+ *
+ * Node ids (see node-id.ts) name an entry by its topmost (layer, key). Files, symlinks and
+ * devices need nothing else, so any Overlay instance over the same layers (another worker
+ * thread, another process) serves getattr/read/readlink/xattrs for them. A directory also needs
+ * its stack: the directories of lower layers merged into it, found while walking down to it.
+ * Stacks are recorded when lookup or readdir hands the id out and kept until forget(id); a
+ * directory id this instance never handed out answers ESTALE.
+ */
+import { isDir, isPrivateXattr, hasWhPrefix, isBadName, S_IFMT, S_IFLNK, S_IFREG } from './markers.js';
+import { LayerSetupError, OverlayError, printableName } from './errors.js';
+import { Lru } from './lru.js';
+import { MAX_LAYERS, packId, unpackId } from './node-id.js';
+import { lookupChild, mergeListing, type DirStack, type MergeContext, type MergedChild } from './merge.js';
+import type { Layer, NodeAttr } from './layer.js';
+
+/** Attributes of one merged entry, as lstat(2) on the overlay would report them. */
+export interface OverlayAttr {
+  /** Our inode number: the node id itself, so hard links agree and distinct entries differ. */
+  ino: bigint;
+  mode: number;
+  /** The layer's count; 1 for a directory merged from several layers (as the kernel reports). */
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  rdev: number;
+}
+
+export interface OverlayDirEntry {
+  readonly name: Buffer;
+  readonly id: bigint;
+  readonly attr: OverlayAttr;
+}
+
+export interface OverlayOptions {
+  /** Budget for cached merged directory listings, in (estimated) bytes. Default 16 MiB. */
+  listingCacheBytes?: number;
+  /** How many layer nodes to keep resolved from their keys. Default 4096. */
+  nodeCacheEntries?: number;
+}
+
+interface CachedListing {
+  entries: readonly OverlayDirEntry[];
+  /** Stack of each directory entry (undefined for non-directories), to re-record on reuse. */
+  stacks: readonly (DirStack | undefined)[];
+}
+
+/** Rough heap cost of one listing entry: the entry, its attr object, name and stack. */
+const ENTRY_OVERHEAD = 240;
+
+export class Overlay {
+  readonly rootId: bigint;
+  private readonly layers: readonly Layer<unknown>[];
+  private readonly ctx: MergeContext;
+  /** Directory id → stack. Only grows through ids handed out; shrinks through forget(). */
+  private readonly dirs = new Map<bigint, DirStack>();
+  private readonly listings: Lru<bigint, CachedListing>;
+  private readonly nodes: Lru<bigint, unknown>;
+
+  constructor(layers: readonly Layer<unknown>[], options: OverlayOptions = {}) {
+    if (layers.length === 0) throw new LayerSetupError('an overlay needs at least one layer');
+    if (layers.length > MAX_LAYERS) throw new LayerSetupError(`at most ${MAX_LAYERS} layers, got ${layers.length}`);
+    this.layers = [...layers];
+    this.listings = new Lru(options.listingCacheBytes ?? 16 * 1024 * 1024);
+    this.nodes = new Lru(options.nodeCacheEntries ?? 4096);
+    this.ctx = { layers: this.layers, node: (layerIndex, key) => this.node(layerIndex, key) };
+    // The roots always merge: the kernel ignores opacity of a layer's root directory.
+    const stack: number[] = [];
+    this.layers.forEach((layer, i) => {
+      const root = layer.root();
+      if (!isDir(layer.getattr(root))) throw new LayerSetupError(`layer ${i}: root is not a directory`);
+      const key = layer.key(root);
+      this.nodes.set(packId(i, key), root);
+      stack.push(i, key);
+    });
+    this.rootId = packId(0, stack[1]!);
+    this.dirs.set(this.rootId, stack);
+  }
+
+  /** The root entry (its id is `rootId`). */
+  root(): OverlayDirEntry {
+    return { name: Buffer.alloc(0), id: this.rootId, attr: this.getattr(this.rootId) };
+  }
+
+  /**
+   * The entry `name` of directory `dirId`, or undefined when there is none (a negative lookup is
+   * common enough not to cost an exception). Throws ENOTDIR/ESTALE for a bad `dirId` and EINVAL
+   * for a name that cannot be a directory entry ("", ".", "..", containing '/' or NUL).
+   */
+  lookup(dirId: bigint, name: Buffer): OverlayDirEntry | undefined {
+    const stack = this.dirStack(dirId, 'lookup');
+    if (isBadName(name)) throw new OverlayError('EINVAL', 'lookup', printableName(name));
+    if (hasWhPrefix(name)) return undefined;
+    const cached = this.listings.get(dirId);
+    if (cached !== undefined) {
+      const i = findName(cached.entries, name);
+      if (i < 0) return undefined;
+      const st = cached.stacks[i];
+      const entry = cached.entries[i]!;
+      if (st !== undefined && !this.dirs.has(entry.id)) this.dirs.set(entry.id, st);
+      return entry;
+    }
+    const child = lookupChild(this.ctx, stack, name);
+    return child === undefined ? undefined : this.publish(child);
+  }
+
+  getattr(id: bigint): OverlayAttr {
+    const stack = this.dirs.get(id);
+    if (stack !== undefined) {
+      const layerIndex = stack[0]!;
+      return toAttr(id, this.layers[layerIndex]!.getattr(this.node(layerIndex, stack[1]!)), stack.length > 2);
+    }
+    const leaf = this.leaf(id, 'getattr');
+    return toAttr(id, leaf.attr, false);
+  }
+
+  /** Entries of a merged directory, sorted by name bytes, without "." and "..". Do not mutate. */
+  readdir(dirId: bigint): readonly OverlayDirEntry[] {
+    const stack = this.dirStack(dirId, 'readdir');
+    let cached = this.listings.get(dirId);
+    if (cached === undefined) {
+      const children = mergeListing(this.ctx, stack);
+      const entries: OverlayDirEntry[] = [];
+      const stacks: (DirStack | undefined)[] = [];
+      let cost = ENTRY_OVERHEAD;
+      for (const c of children) {
+        entries.push(this.entryOf(c));
+        stacks.push(c.stack);
+        cost += ENTRY_OVERHEAD + c.name.length + (c.stack === undefined ? 0 : 16 + 8 * c.stack.length);
+      }
+      cached = { entries, stacks };
+      this.listings.set(dirId, cached, cost);
+    }
+    // Readdirplus hands these ids to the kernel without a lookup: they must resolve from now on.
+    cached.stacks.forEach((st, i) => {
+      if (st !== undefined) {
+        const id = cached.entries[i]!.id;
+        if (!this.dirs.has(id)) this.dirs.set(id, st);
+      }
+    });
+    return cached.entries;
+  }
+
+  readlink(id: bigint): Buffer {
+    if (this.dirs.has(id)) throw new OverlayError('EINVAL', 'readlink', idText(id));
+    const leaf = this.leaf(id, 'readlink');
+    if ((leaf.attr.mode & S_IFMT) !== S_IFLNK) throw new OverlayError('EINVAL', 'readlink', idText(id));
+    return leaf.layer.readlink(leaf.node);
+  }
+
+  /** xattr names, without overlayfs' own (trusted.overlay.*, user.overlay.*). */
+  listxattr(id: bigint): Buffer[] {
+    const { layer, node } = this.top(id, 'listxattr');
+    return layer.listxattr(node).filter((n) => !isPrivateXattr(n));
+  }
+
+  /** The value, or undefined (ENODATA) when absent or private to overlayfs. */
+  getxattr(id: bigint, name: Buffer): Buffer | undefined {
+    const { layer, node } = this.top(id, 'getxattr');
+    if (isPrivateXattr(name)) return undefined;
+    return layer.getxattr(node, name);
+  }
+
+  /** Up to `length` bytes of a regular file from `position`; short only at end of file. */
+  read(id: bigint, position: number, length: number): Buffer {
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new OverlayError('EINVAL', 'read', `${idText(id)} at ${position} for ${length}`);
+    }
+    if (this.dirs.has(id)) throw new OverlayError('EISDIR', 'read', idText(id));
+    const leaf = this.leaf(id, 'read');
+    const type = leaf.attr.mode & S_IFMT;
+    if (type !== S_IFREG) throw new OverlayError(isDir(leaf.attr) ? 'EISDIR' : 'EINVAL', 'read', idText(id));
+    if (length === 0 || position >= leaf.attr.size) return Buffer.alloc(0);
+    return leaf.layer.read(leaf.node, position, Math.min(length, leaf.attr.size - position));
+  }
+
+  /**
+   * The id of a path relative to the root ("a/b", "/a/b"; "." and ".." handled lexically,
+   * symlinks not followed). Throws ENOENT / ENOTDIR like lstat(2).
+   */
+  resolve(path: string | Buffer): bigint {
+    const bytes = typeof path === 'string' ? Buffer.from(path) : path;
+    const trail: bigint[] = [this.rootId];
+    let start = 0;
+    while (start <= bytes.length) {
+      let end = bytes.indexOf(0x2f, start);
+      if (end < 0) end = bytes.length;
+      const part = bytes.subarray(start, end);
+      start = end + 1;
+      if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue;
+      if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
+        if (trail.length > 1) trail.pop();
+        continue;
+      }
+      const entry = this.lookup(trail[trail.length - 1]!, part);
+      if (entry === undefined) throw new OverlayError('ENOENT', 'resolve', printableName(bytes));
+      trail.push(entry.id);
+    }
+    return trail[trail.length - 1]!;
+  }
+
+  /** The kernel dropped its last reference to `id`: a directory's stack need not be kept. */
+  forget(id: bigint): void {
+    if (id !== this.rootId) this.dirs.delete(id);
+  }
+
+  /** Sizes of the internal tables, for tests and diagnostics. */
+  stats(): { knownDirs: number; cachedListings: number; listingBytes: number; cachedNodes: number } {
+    return {
+      knownDirs: this.dirs.size,
+      cachedListings: this.listings.size,
+      listingBytes: this.listings.costUsed,
+      cachedNodes: this.nodes.size,
+    };
+  }
+
+  private node(layerIndex: number, key: number): unknown {
+    const id = packId(layerIndex, key);
+    let node = this.nodes.get(id);
+    if (node === undefined) {
+      node = this.layers[layerIndex]!.fromKey(key);
+      this.nodes.set(id, node);
+    }
+    return node;
+  }
+
+  private entryOf(c: MergedChild): OverlayDirEntry {
+    const layer = this.layers[c.layerIndex]!;
+    const id = packId(c.layerIndex, layer.key(c.node));
+    this.nodes.set(id, c.node);
+    return { name: c.name, id, attr: toAttr(id, c.attr, c.stack !== undefined && c.stack.length > 2) };
+  }
+
+  /** A lookup result, with its stack recorded so the id resolves later. */
+  private publish(c: MergedChild): OverlayDirEntry {
+    const entry = this.entryOf(c);
+    if (c.stack !== undefined && !this.dirs.has(entry.id)) this.dirs.set(entry.id, c.stack);
+    return entry;
+  }
+
+  private dirStack(id: bigint, syscall: string): DirStack {
+    const stack = this.dirs.get(id);
+    if (stack !== undefined) return stack;
+    const leaf = this.leaf(id, syscall);
+    // A directory whose stack we do not have: its lower layers cannot be found from the id alone.
+    throw new OverlayError(isDir(leaf.attr) ? 'ESTALE' : 'ENOTDIR', syscall, idText(id));
+  }
+
+  /** Layer and node of any id (directory or not) whose topmost layer alone answers the call. */
+  private top(id: bigint, syscall: string): { layer: Layer<unknown>; node: unknown } {
+    const stack = this.dirs.get(id);
+    if (stack !== undefined) return { layer: this.layers[stack[0]!]!, node: this.node(stack[0]!, stack[1]!) };
+    const leaf = this.leaf(id, syscall);
+    if (isDir(leaf.attr)) throw new OverlayError('ESTALE', syscall, idText(id));
+    return leaf;
+  }
+
+  /** Resolve an id from its bits alone: fine for non-directories, in any instance. */
+  private leaf(id: bigint, syscall: string): { layer: Layer<unknown>; node: unknown; attr: NodeAttr } {
+    const where = unpackId(id, this.layers.length);
+    if (where === undefined) throw new OverlayError('ESTALE', syscall, idText(id));
+    const layer = this.layers[where.layerIndex]!;
+    let node: unknown;
+    try {
+      node = this.node(where.layerIndex, where.key);
+    } catch {
+      // A key the layer cannot resolve did not come from this layer set.
+      throw new OverlayError('ESTALE', syscall, idText(id));
+    }
+    const attr = layer.getattr(node);
+    if (isDir(attr)) throw new OverlayError('ESTALE', syscall, idText(id));
+    return { layer, node, attr };
+  }
+}
+
+function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
+  return {
+    ino: id,
+    mode: a.mode,
+    // The kernel does not count subdirectories across layers: a merged directory says 1,
+    // which find(1) and friends take as "unknown".
+    nlink: merged ? 1 : a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    mtime: a.mtime,
+    rdev: a.rdev,
+  };
+}
+
+function idText(id: bigint): string {
+  return `node 0x${id.toString(16)}`;
+}
+
+/** Index of `name` in entries sorted by name bytes, or -1. */
+function findName(entries: readonly OverlayDirEntry[], name: Buffer): number {
+  let lo = 0;
+  let hi = entries.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = Buffer.compare(entries[mid]!.name, name);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
