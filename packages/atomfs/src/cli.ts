@@ -36,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'sqfs':
-        return await sqfsCommand(rest);
+        return await sqfsCommand(rest, debug);
       case undefined:
       case 'help':
       case 'h':

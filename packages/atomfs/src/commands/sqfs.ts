@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type Inode, type WalkEntry } from '@atomfs/squashfs';
 import { parse } from '../args.js';
+import { sqfsMount, sqfsUmount } from './sqfs-mount.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
@@ -73,7 +74,7 @@ async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
   if (!out.write(text)) await new Promise((r) => out.once('drain', r));
 }
 
-export async function sqfsCommand(argv: string[]): Promise<number> {
+export async function sqfsCommand(argv: string[], debug = false): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case undefined:
@@ -175,6 +176,11 @@ export async function sqfsCommand(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'mount':
+      return sqfsMount(rest, debug);
+    case 'umount':
+    case 'unmount':
+      return sqfsUmount(rest);
     default:
       throw new UsageError(`unknown sqfs command "${cmd}"`);
   }

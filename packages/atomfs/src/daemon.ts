@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { CommandError } from './errors.js';
+
+/**
+ * Run this same CLI again as a detached server process and wait until it reports that its mount
+ * is ready (a line "ready" on fd 3) or dies. The server's stdout/stderr go to `logFile`.
+ * Returns once the mount is usable, so a caller can use the mountpoint right away.
+ */
+export async function startDetached(argv: string[], logFile: string, timeoutMs = 30_000): Promise<number> {
+  const logDir = logFile.slice(0, logFile.lastIndexOf('/'));
+  if (logDir !== '') mkdirSync(logDir, { recursive: true });
+  const log = openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [process.argv[1]!, ...argv, '--ready-fd', '3'], {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+  });
+  closeSync(log);
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let text = '';
+  const outcome = await new Promise<'ready' | 'died' | 'timeout'>((resolve) => {
+    const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    pipe.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('ready')) {
+        clearTimeout(timer);
+        resolve('ready');
+      }
+    });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve('died');
+    });
+  });
+  if (outcome === 'ready') {
+    (pipe as unknown as { destroy(): void }).destroy();
+    child.unref();
+    return child.pid!;
+  }
+  if (outcome === 'timeout') child.kill('SIGTERM');
+  const lastLines = readFileSync(logFile, 'utf8').trim().split('\n');
+  const errLine = [...lastLines].reverse().find((l) => l.startsWith('Error: ')) ?? lastLines[lastLines.length - 1] ?? '';
+  throw new CommandError(
+    outcome === 'timeout' ? `server did not become ready in ${timeoutMs / 1000} s (log: ${logFile})` : errLine.replace(/^Error: /, '') || `server exited (log: ${logFile})`,
+  );
+}
+
+/** In the server process: tell the parent waiting in startDetached() that the mount is ready. */
+export function signalReady(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try {
+    writeSync(fd, 'ready\n');
+    closeSync(fd);
+  } catch {
+    // The parent went away; nothing to tell.
+  }
+}

@@ -1,0 +1,34 @@
+import type { Attr } from '@atomfs/fuse';
+
+/** What both our filesystems know of an entry (squashfs InodeAttr and overlay NodeAttr agree on it). */
+export interface PlainAttr {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  rdev: number;
+}
+
+/** fuse_attr from image attributes: squashfs keeps only mtime, so atime and ctime mirror it (as the kernel shows). */
+export function toFuseAttr(a: PlainAttr, ino: bigint, blksize: number): Attr {
+  return {
+    ino,
+    size: a.size,
+    blocks: Math.ceil(a.size / 512),
+    atime: a.mtime,
+    mtime: a.mtime,
+    ctime: a.mtime,
+    atimensec: 0,
+    mtimensec: 0,
+    ctimensec: 0,
+    mode: a.mode,
+    nlink: a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    rdev: a.rdev,
+    blksize,
+  };
+}

@@ -1,0 +1,42 @@
+import type { Layer, LayerDirEntry, NodeAttr } from '@atomfs/overlay';
+import type { Inode, SquashFS } from '@atomfs/squashfs';
+
+/**
+ * One squashfs image seen as an overlay layer. Keys are inode references (48-bit
+ * block<<16|offset), so any thread that opened the same image can find a node again from its key,
+ * and hard links (one inode, several entries) share a key.
+ */
+export class SquashfsLayer implements Layer<Inode> {
+  constructor(readonly image: SquashFS) {}
+
+  root(): Inode {
+    return this.image.root();
+  }
+  lookup(dir: Inode, name: Buffer): Inode | undefined {
+    return this.image.lookup(dir, name);
+  }
+  getattr(node: Inode): NodeAttr {
+    return this.image.attr(node);
+  }
+  readdir(dir: Inode): LayerDirEntry<Inode>[] {
+    return this.image.readdir(dir).map((e) => ({ name: e.name, node: this.image.inode(e.ref) }));
+  }
+  readlink(node: Inode): Buffer {
+    return this.image.readlink(node);
+  }
+  listxattr(node: Inode): Buffer[] {
+    return this.image.xattrList(node).map((x) => x.name);
+  }
+  getxattr(node: Inode, name: Buffer): Buffer | undefined {
+    return this.image.getxattr(node, name);
+  }
+  read(node: Inode, position: number, length: number): Buffer {
+    return this.image.read(node, position, length);
+  }
+  key(node: Inode): number {
+    return node.ref;
+  }
+  fromKey(key: number): Inode {
+    return this.image.inode(key);
+  }
+}
