@@ -13,7 +13,7 @@ import { childCount, type TreeGeometry } from './geometry.js';
 export type FillChildren = (batch: SaltedBlocks, firstChild: number, count: number) => void;
 
 /** Input bytes per batch: large enough for few syscalls, small enough to stay in L2/L3. */
-const BATCH_INPUT_BYTES = 4 * 1024 * 1024;
+const BATCH_INPUT_BYTES = 1024 * 1024;
 
 /** Hash blocks computed per batch; the batch then holds that many times hashesPerBlock children. */
 export function hashBlocksPerBatch(g: TreeGeometry, childBlockSize: number): number {
@@ -72,8 +72,8 @@ export function childOffset(g: TreeGeometry, level: number, child: number): numb
 
 /**
  * Compares a computed hash block with the stored one in the order veritysetup checks them
- * (digest of child 0, its slot padding, child 1, …, trailing spare area) and returns the error
- * for the first difference, or null when they are identical.
+ * (digest of child 0, its slot padding, child 1, …, trailing spare area) and returns every
+ * differing digest plus the first dirty padding byte, in that order (empty when identical).
  */
 export function compareHashBlock(
   g: TreeGeometry,
@@ -84,22 +84,29 @@ export function compareHashBlock(
   expectedOffset: number,
   stored: Buffer,
   storedOffset: number,
-): VerityMismatchError | null {
+): VerityMismatchError[] {
   const hbs = g.hashBlockSize;
-  if (expected.compare(stored, storedOffset, storedOffset + hbs, expectedOffset, expectedOffset + hbs) === 0) return null;
+  if (expected.compare(stored, storedOffset, storedOffset + hbs, expectedOffset, expectedOffset + hbs) === 0) return [];
+  const errors: VerityMismatchError[] = [];
   const n = childrenOf(g, level, index);
   const blockOffset = (g.levelStart[level]! + index) * hbs;
+  let spareReported = false;
   for (let s = 0; s < n; s++) {
     const p = s * g.slotSize;
     if (expected.compare(stored, storedOffset + p, storedOffset + p + g.digestSize, expectedOffset + p, expectedOffset + p + g.digestSize) !== 0) {
       const child = index * g.hashesPerBlock + s;
-      return new VerityMismatchError(label, level - 1, child, childOffset(g, level, child));
+      errors.push(new VerityMismatchError(label, level - 1, child, childOffset(g, level, child)));
     }
-    for (let q = p + g.digestSize; q < p + g.slotSize; q++) {
-      if (stored[storedOffset + q] !== 0) return new VeritySpareAreaError(label, level, index, blockOffset + q);
+    for (let q = p + g.digestSize; q < p + g.slotSize && !spareReported; q++) {
+      if (stored[storedOffset + q] !== 0) {
+        errors.push(new VeritySpareAreaError(label, level, index, blockOffset + q));
+        spareReported = true;
+      }
     }
   }
-  const spare = firstNonZeroSpare(g, level, index, stored, storedOffset);
-  // Unreachable when the blocks differ (digests equal, expected padding is zero), kept as a guard.
-  return new VeritySpareAreaError(label, level, index, blockOffset + (spare < 0 ? 0 : spare));
+  if (!spareReported) {
+    const spare = firstNonZeroSpare(g, level, index, stored, storedOffset);
+    if (spare >= 0) errors.push(new VeritySpareAreaError(label, level, index, blockOffset + spare));
+  }
+  return errors;
 }

@@ -80,7 +80,7 @@ export class VerifiedSource implements ByteSource {
       const actual = this.dataHasher.digest(block);
       if (!actual.equals(this.root)) throw new RootHashMismatchError(this.label, this.root.toString('hex'), actual.toString('hex'), offset);
       this.stats.dataBlocksVerified++;
-      this.dataCache.set(0, block);
+      this.dataCache.set(0, Buffer.from(block));
       this.top = null;
     } else {
       const offset = g.levelStart[g.levels - 1]! * g.hashBlockSize;
@@ -89,7 +89,7 @@ export class VerifiedSource implements ByteSource {
       if (!actual.equals(this.root)) throw new RootHashMismatchError(this.label, this.root.toString('hex'), actual.toString('hex'), offset);
       this.checkSpare(g.levels - 1, 0, block);
       this.stats.hashBlocksVerified++;
-      this.top = block;
+      this.top = Buffer.from(block);
     }
   }
 
@@ -191,7 +191,8 @@ export class VerifiedSource implements ByteSource {
       if (!this.hashHasher.matches(block, parent, slot, g.digestSize)) throw new VerityMismatchError(this.label, j, idx, offset);
       this.checkSpare(j, idx, block);
       this.stats.hashBlocksVerified++;
-      this.hashCache.set(fileBlock, block);
+      // A copy: a source may hand out views of memory it can change (BufferSource-like).
+      this.hashCache.set(fileBlock, Buffer.from(block));
       parent = block;
     }
     return parent;

@@ -86,8 +86,7 @@ class FullCheck {
     const hbs = this.g.hashBlockSize;
     const stored = this.source.read((this.g.levelStart[level]! + first) * hbs, count * hbs);
     for (let k = 0; k < count; k++) {
-      const err = compareHashBlock(this.g, this.label, level, first + k, expected, k * hbs, stored, k * hbs);
-      if (err) this.report(err);
+      for (const err of compareHashBlock(this.g, this.label, level, first + k, expected, k * hbs, stored, k * hbs)) this.report(err);
     }
   }
 

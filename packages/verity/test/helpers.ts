@@ -114,3 +114,19 @@ export function filesEqual(a: string, b: string): boolean {
     closeSync(fb);
   }
 }
+
+/**
+ * An in-memory source that hands out views, not copies (like @atomfs/squashfs's BufferSource):
+ * no allocation per read, which keeps the tamper loops fast here, and checks that the verified
+ * source copies what it keeps.
+ */
+export class ViewSource {
+  constructor(private readonly buf: Buffer) {}
+  get size(): number {
+    return this.buf.length;
+  }
+  read(position: number, length: number): Buffer {
+    if (position < 0 || length < 0 || position + length > this.buf.length) throw new RangeError(`read ${length}@${position} out of range`);
+    return this.buf.subarray(position, position + length);
+  }
+}
