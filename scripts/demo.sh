@@ -15,3 +15,13 @@ trap 'rm -rf "$out"' EXIT
 echo "== atomfs sqfs extract $img $out/rootfs"
 bin/atomfs sqfs extract "$img" "$out/rootfs"
 ls -la "$out/rootfs"
+mp="$out/mnt"
+mkdir -p "$mp"
+echo "== atomfs sqfs mount $img $mp   (our FUSE server)"
+bin/atomfs sqfs mount "$img" "$mp"
+trap 'bin/atomfs sqfs umount "$mp" 2>/dev/null; rm -rf "$out"' EXIT
+ls -la "$mp" "$mp/bin"
+cat "$mp/etc/os-release"
+echo "== atomfs sqfs umount $mp"
+bin/atomfs sqfs umount "$mp"
+trap 'rm -rf "$out"' EXIT

@@ -78,7 +78,10 @@ export class SquashfsFs implements FileSystem {
     // Cookies: 1 after ".", 2 after "..", then 3 + index of each entry.
     const start = Number(offset);
     if (start < 1) yield { name: Buffer.from('.'), cookie: 1n, ino: BigInt(dir.inodeNumber), mode: dir.mode };
-    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: 0n, mode: 0o040000 };
+    // d_ino 0 would make glibc's readdir skip the entry. The root's parent is outside the
+    // mount, so like the kernel's squashfs we show a root ".." with the root's own number.
+    const parentIno = dir.ref === this.rootRef ? dir.inodeNumber : dir.parentInode;
+    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: BigInt(parentIno), mode: 0o040000 };
     const entries = this.image.readdir(dir);
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
