@@ -67,7 +67,12 @@ export interface FileSystem {
   readlink?(node: bigint): Buffer;
   /** Default: fh = 0n. `flags` are open(2) flags; write access never reaches here (EROFS). */
   open?(node: bigint, flags: number): OpenResult;
-  /** Up to `size` bytes at `offset`; fewer ⇒ end of file. A longer buffer is truncated. */
+  /**
+   * Up to `size` bytes at `offset`; fewer ⇒ end of file. A longer buffer is truncated. The
+   * buffer only has to stay valid until the reply is written, which happens before the next
+   * call on the same thread: reusing one buffer per instance is allowed (and much cheaper
+   * than fresh 1 MiB allocations).
+   */
   read(node: bigint, fh: bigint, offset: number, size: number): Buffer;
   release?(node: bigint, fh: bigint): void;
   opendir?(node: bigint, flags: number): OpendirResult;

@@ -4,8 +4,8 @@
  * descriptor as its fd 3 and the kernel resolves "fd=3" in mount(8)'s own fd table.
  */
 import { spawn } from 'node:child_process';
-import { realpathSync, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpathSync, statfsSync, statSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { inUserNamespace } from './device.js';
 import { MountCommandError, MountpointError } from './errors.js';
@@ -63,6 +63,14 @@ export function checkMountpoint(mountpoint: string): string {
     throw new MountpointError(abs, 'inaccessible', `mountpoint ${abs} is not accessible: ${(err as Error).message}`);
   }
   const existing = findMount(canonical);
+  if (existing && isDeadSync(canonical)) {
+    throw new MountpointError(
+      canonical,
+      'dead-mount',
+      `mountpoint ${canonical} is a dead FUSE mount (Transport endpoint is not connected): its server died; ` +
+        `remove it with \`umount -l ${canonical}\` (or cleanupDeadMount())`,
+    );
+  }
   if (existing) {
     throw new MountpointError(
       canonical,
@@ -143,14 +151,29 @@ export async function unmountFuse(mountpoint: string, options: { lazy?: boolean 
   }
 }
 
+function isDisconnected(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOTCONN' || code === 'ECONNABORTED';
+}
+
+// statfs, not stat: the kernel answers stat from its attribute cache even after the server
+// died (our timeouts are long), while STATFS always goes to the server.
+function isDeadSync(mountpoint: string): boolean {
+  try {
+    statfsSync(mountpoint);
+    return false;
+  } catch (err) {
+    return isDisconnected(err);
+  }
+}
+
 /** True when `mountpoint` is a FUSE mount whose server is gone ("Transport endpoint is not connected"). */
 export async function isDeadMount(mountpoint: string): Promise<boolean> {
   try {
-    await stat(mountpoint);
+    await statfs(mountpoint);
     return false;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOTCONN' || code === 'ECONNABORTED';
+    return isDisconnected(err);
   }
 }
 

@@ -130,6 +130,7 @@ export class FuseServer {
   private resolveClosed!: (info: CloseInfo) => void;
   private readonly cleanups: (() => void)[] = [];
   private unmounting: Promise<void> | undefined;
+  private started = false;
 
   private constructor(
     mountpoint: string,
@@ -159,6 +160,8 @@ export class FuseServer {
       throw new RangeError('read workers need the FileSystem as {module, options} (a FileSystem object cannot move between threads)');
     }
     const subtype = options.subtype ?? 'tsfuse';
+    // Everything that can be checked without side effects comes before opening the device.
+    const spec = workerMode ? { module: moduleUrl((options.fs as FileSystemModule).module), options: (options.fs as FileSystemModule).options } : undefined;
     const mountpoint = checkMountpoint(options.mountpoint);
     const fd = openFuseDevice(options.devicePath);
     const server = new FuseServer(mountpoint, fd, options.logFd ?? 2);
@@ -170,12 +173,17 @@ export class FuseServer {
       allowOther: options.allowOther ?? false,
     };
     const initTimeout = options.initTimeoutMs ?? 10_000;
-    if (workerMode) {
-      const spec = options.fs as FileSystemModule;
-      await server.startWorkers({ module: moduleUrl(spec.module), options: spec.options }, config, readWorkers, options.logFd ?? 2, mountCommand, initTimeout);
-    } else {
-      await server.startInThread(options.fs as FileSystem, config, mountCommand, initTimeout);
+    try {
+      if (spec) {
+        await server.startWorkers(spec, config, readWorkers, options.logFd ?? 2, mountCommand, initTimeout);
+      } else {
+        await server.startInThread(options.fs as FileSystem, config, mountCommand, initTimeout);
+      }
+    } catch (err) {
+      server.finish({ reason: 'failed', detail: `start-up failed: ${(err as Error).message}` });
+      throw err;
     }
+    server.started = true;
     server.installHooks(options.unmountOnSignals ?? [], workerMode);
     return server;
   }
@@ -251,9 +259,10 @@ export class FuseServer {
     });
     // If the session thread dies while mounted, nobody answers the kernel: detach the mount
     // so that users get errors instead of hanging, and let the read workers go.
+    let mountStarted = false;
     void session.exited.then(() => {
       queue?.stop();
-      if (sessionEnd === undefined || sessionEnd.startsWith('error')) {
+      if (mountStarted && (sessionEnd === undefined || sessionEnd.startsWith('error'))) {
         this.log(`session thread ended (${sessionEnd ?? session.error?.message ?? 'no reason'}); detaching the mount`);
         if (findMount(this.mountpoint)) void unmountFuse(this.mountpoint, { lazy: true }).catch(() => {});
       }
@@ -275,6 +284,7 @@ export class FuseServer {
     }
     Atomics.store(control, CONTROL_STATE, STATE_GO);
     Atomics.notify(control, CONTROL_STATE);
+    mountStarted = true;
     try {
       await mountFuse(mountCommand);
     } catch (err) {
@@ -416,7 +426,8 @@ export class FuseServer {
         // Already closed; nothing to release.
       }
     }
-    if (info.reason === 'failed') this.log(`session ended: ${info.detail}`);
+    // Start-up failures reach the caller as exceptions; only log what nobody else reports.
+    if (info.reason === 'failed' && this.started) this.log(`session ended: ${info.detail}`);
     this.resolveClosed(info);
   }
 }

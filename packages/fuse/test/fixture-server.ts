@@ -8,7 +8,9 @@ import type { FixtureArgs } from './helpers.js';
 import { MEMFS_MODULE } from './helpers.js';
 import { createFileSystem } from './memfs.js';
 
-const args = JSON.parse(process.argv[2] ?? '{}') as FixtureArgs;
+// `node --test dist/test/` runs every file here; without arguments this is not a test: do nothing.
+if (process.argv[2] === undefined) process.exit(0);
+const args = JSON.parse(process.argv[2]) as FixtureArgs;
 let server: FuseServer;
 try {
   server = await FuseServer.mount({
@@ -26,5 +28,11 @@ try {
   process.exit(2);
 }
 process.stdout.write('ready\n');
+if (args.crashAfterMs !== undefined) {
+  // Simulates a bug in the embedding program: an uncaught exception while mounted.
+  setTimeout(() => {
+    throw new Error('fixture crash');
+  }, args.crashAfterMs);
+}
 const info = await server.closed;
 process.stdout.write(`closed ${info.reason} ${info.detail}\n`);

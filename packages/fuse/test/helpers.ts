@@ -107,6 +107,8 @@ export interface FixtureArgs {
   signals?: NodeJS.Signals[];
   subtype?: string;
   fsname?: string;
+  /** Throw an uncaught exception this long after mounting. */
+  crashAfterMs?: number;
 }
 
 /**

@@ -148,17 +148,38 @@ export function treeOf(options: MemFsOptions): DirSpec {
 const PATTERN_BLOCK = 4096;
 const INFLATE_BLOCK = 128 * KiB;
 
-/** Deterministic 4 KiB of PRNG output for (seed, block). */
-function patternBlock(seed: number, block: number): Buffer {
-  const words = new Uint32Array(PATTERN_BLOCK / 4);
-  let x = (Math.imul(seed, 0x9e3779b1) ^ Math.imul(block + 1, 0x85ebca6b)) | 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x >>> 0;
+const TABLE_SIZE = 1 << 20;
+let table: Buffer | undefined;
+/** 1 MiB + 4 KiB of PRNG output, the same in every thread (computed once per thread). */
+function randomTable(): Buffer {
+  if (!table) {
+    const words = new Uint32Array((TABLE_SIZE + PATTERN_BLOCK) / 4);
+    let x = 0x2545f491;
+    for (let i = 0; i < words.length; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      words[i] = x >>> 0;
+    }
+    table = Buffer.from(words.buffer);
   }
-  return Buffer.from(words.buffer);
+  return table;
+}
+
+/**
+ * Copies bytes [from, from+n) of the 4 KiB block (seed, block) to out[at..]: a slice of the
+ * random table at a position derived from both, its first 8 bytes replaced by (seed, block),
+ * so a read from a wrong offset or file cannot match.
+ */
+function copyPatternBlock(seed: number, block: number, from: number, n: number, out: Buffer, at: number): void {
+  const start = (((Math.imul(block + 1, 0x9e3779b1) ^ Math.imul(seed, 0x85ebca6b)) >>> 0) % TABLE_SIZE) & ~7;
+  randomTable().copy(out, at, start + from, start + from + n);
+  if (from < 8) {
+    const stamp = Buffer.alloc(8);
+    stamp.writeUInt32LE(seed >>> 0, 0);
+    stamp.writeUInt32LE(block >>> 0, 4);
+    stamp.copy(out, at, from, Math.min(8, from + n));
+  }
 }
 
 let inflateTemplate: Buffer | undefined;
@@ -188,18 +209,24 @@ function inflateBlock(seed: number, block: number): Buffer {
 
 /** Bytes [offset, offset+length) of a file (clamped to its size). */
 export function fileBytes(spec: FileSpec, offset: number, length: number): Buffer {
+  const n = Math.max(0, Math.min(spec.size, offset + length) - offset);
+  return fileBytesInto(spec, offset, length, Buffer.allocUnsafe(n));
+}
+
+/** Like fileBytes, into `target` (which must be large enough); returns the filled part. */
+export function fileBytesInto(spec: FileSpec, offset: number, length: number, target: Buffer): Buffer {
   const end = Math.min(spec.size, offset + length);
-  if (offset >= end) return Buffer.alloc(0);
-  const blockSize = spec.content === 'inflate' ? INFLATE_BLOCK : PATTERN_BLOCK;
-  const gen = spec.content === 'inflate' ? inflateBlock : patternBlock;
-  const out = Buffer.allocUnsafe(end - offset);
+  if (offset >= end) return target.subarray(0, 0);
+  const inflate = spec.content === 'inflate';
+  const blockSize = inflate ? INFLATE_BLOCK : PATTERN_BLOCK;
+  const out = target.subarray(0, end - offset);
   let pos = offset;
   while (pos < end) {
     const block = Math.floor(pos / blockSize);
-    const data = gen(spec.seed, block);
     const from = pos - block * blockSize;
     const n = Math.min(blockSize - from, end - pos);
-    data.copy(out, pos - offset, from, from + n);
+    if (inflate) inflateBlock(spec.seed, block).copy(out, pos - offset, from, from + n);
+    else copyPatternBlock(spec.seed, block, from, n, out, pos - offset);
     pos += n;
   }
   return out;
@@ -298,6 +325,7 @@ export class MemFs implements FileSystem {
   /** Node ids forgotten by the kernel (for tests running the FS in-thread). */
   readonly forgotten: bigint[] = [];
   openFiles = 0;
+  private scratch = Buffer.allocUnsafe(0);
 
   constructor(tree: DirSpec) {
     this.nodes = buildNodes(tree);
@@ -349,7 +377,11 @@ export class MemFs implements FileSystem {
     if (spec.type !== 'file') throw new FuseErrno(Errno.EINVAL);
     if (spec.fail === 'crash') throw new Error(`simulated failure reading ${n.path}`);
     if (spec.fail === 'eacces') throw new FuseErrno(Errno.EACCES);
-    return fileBytes(spec, offset, size);
+    // One reused buffer per instance: the reply is written before the next read() on this
+    // thread, and fresh memory is expensive (page faults on every new large allocation).
+    const want = Math.max(0, Math.min(spec.size, offset + size) - offset);
+    if (this.scratch.length < want) this.scratch = Buffer.allocUnsafe(Math.max(want, 2 * this.scratch.length));
+    return fileBytesInto(spec, offset, size, this.scratch);
   }
 
   release(): void {

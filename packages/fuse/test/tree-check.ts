@@ -94,7 +94,8 @@ export function parseGetfattr(out: string): Map<string, Map<string, string>> {
 
 /** Every xattr of every file and directory, as getfattr(1) sees them through the kernel. */
 export async function checkXattrs(mp: string, nodes: MemNode[]): Promise<void> {
-  const out = await runOk('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', mp]);
+  const paths = nodes.filter((n) => n.spec.type === 'file' || n.spec.type === 'dir').map((n) => pathOf(mp, n));
+  const out = await runOk('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', ...paths]);
   const seen = parseGetfattr(out);
   const expected = new Map<string, Map<string, string>>();
   for (const n of nodes) {
