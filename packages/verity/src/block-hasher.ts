@@ -45,10 +45,11 @@ export class SaltedBlocks {
     private readonly spec: HashSpec,
     readonly blockSize: number,
     readonly capacity: number,
+    reuse?: Buffer,
   ) {
     const saltLen = spec.salt.length;
     this.stride = blockSize + saltLen;
-    this.buf = Buffer.alloc(this.stride * capacity);
+    this.buf = reuse !== undefined && reuse.length === this.stride * capacity ? reuse : Buffer.alloc(this.stride * capacity);
     this.blockStart = spec.hashType === 1 ? saltLen : 0;
     const saltStart = spec.hashType === 1 ? 0 : blockSize;
     this.blockViews = [];
@@ -59,6 +60,11 @@ export class SaltedBlocks {
       this.blockViews.push(this.buf.subarray(base + this.blockStart, base + this.blockStart + blockSize));
       this.hashViews.push(this.buf.subarray(base, base + this.stride));
     }
+  }
+
+  /** The same memory laid out for another salt of the same length (pooled workers reuse it). */
+  withSpec(spec: HashSpec): SaltedBlocks {
+    return new SaltedBlocks(spec, this.blockSize, this.capacity, this.buf);
   }
 
   /** The block stored in slot i (a view: valid until the next fill). */

@@ -5,7 +5,7 @@ import { BlockHasher, SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileByteSource } from './byte-source.js';
 import { VerityArgumentError, VerityTruncatedError } from './errors.js';
 import { SUPERBLOCK_SIZE, computeGeometry, hashStartBlockFor, type TreeGeometry } from './geometry.js';
-import { level0Parallel, level0Sync, type Level0Chunk } from './level0.js';
+import { PARALLEL_MIN_BYTES, level0Parallel, level0Sync, type Level0Chunk } from './level0.js';
 import { MAX_SALT_SIZE, encodeSuperblock, type VeritySuperblock } from './superblock.js';
 import { computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
 import { formatUuid, parseHex, parseUuid } from './uuid.js';
@@ -29,6 +29,8 @@ export interface FormatVerityOptions {
   hashBlockSize?: number;
   /** formatVerity only: threads hashing the data level, the calling one included (default min(cores, 4); 1 = calling thread only). */
   threads?: number;
+  /** formatVerity only: smallest data area worth starting workers for (default 32 MiB). */
+  parallelMinBytes?: number;
   /** Names the file in errors (default: the path). */
   label?: string;
 }
@@ -184,7 +186,7 @@ export function formatVeritySync(filePath: string, options: FormatVerityOptions)
 export async function formatVerity(filePath: string, options: FormatVerityOptions): Promise<FormatVerityResult> {
   const p = plan(filePath, options);
   try {
-    if (p.threads > 1 && p.g.levels > 0 && p.g.dataBytes >= 32 * 1024 * 1024) {
+    if (p.threads > 1 && p.g.levels > 0 && p.g.dataBytes >= (options.parallelMinBytes ?? PARALLEL_MIN_BYTES)) {
       for await (const chunk of level0Parallel(p.data, p.g, p.spec, p.label, p.threads - 1)) writeLevel0(p, chunk);
     } else {
       for (const chunk of level0Sync(p.data, p.g, p.spec, p.label)) writeLevel0(p, chunk);

@@ -33,4 +33,5 @@ export {
   type VerifiedSourceStats,
 } from './verified-source.js';
 export { verifyAll, verifyAllSync, type VerifyAllOptions, type VerifyAllResult } from './verify-all.js';
+export { shutdownHashWorkers } from './hash-pool.js';
 export { formatVerity, formatVeritySync, type FormatVerityOptions, type FormatVerityResult } from './format.js';

@@ -1,9 +1,10 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
 import { VerityError, VerityTruncatedError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
-import type { HashWorkerInit, HashWorkerReply, HashWorkerTask } from './hash-worker-protocol.js';
+import type { HashJob, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
+import { hashPool } from './hash-pool.js';
 import { computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
 
 /**
@@ -18,6 +19,9 @@ export interface Level0Chunk {
   /** count * hashBlockSize bytes, exactly as they must be stored. */
   readonly blocks: Buffer;
 }
+
+/** Below this much data, starting workers costs more than it saves. */
+export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
 
 /** A source whose bytes can be read straight from a descriptor (readv into the salted batch). */
 function fdOf(source: ByteSource): { fd: number; offset: number } | null {
@@ -78,12 +82,13 @@ const TASK_BATCHES = 4;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+let nextJobId = 1;
+
 /**
- * Level 0 on the calling thread plus `workers` worker threads sharing the file descriptor.
- * Starting a worker costs ~50 ms here (a quarter of a 256 MiB verify), so the calling thread does
- * not wait for them: whenever the next chunk in order is not ready it hashes the next unassigned
- * chunk itself. Chunks come back in order; at most a few per thread are in flight or waiting, so
- * memory stays bounded. Workers are terminated when the generator finishes or the consumer stops.
+ * Level 0 on the calling thread plus `workers` pooled worker threads sharing the file descriptor.
+ * Starting a worker costs 50–150 ms here, so the calling thread does not wait for them: whenever
+ * the next chunk in order is not ready it hashes the next unassigned chunk itself. Chunks come
+ * back in order; at most a few per thread are in flight or waiting, so memory stays bounded.
  */
 export async function* level0Parallel(
   source: FileByteSource,
@@ -99,7 +104,8 @@ export async function* level0Parallel(
   const perBatch = hashBlocksPerBatch(g, g.dataBlockSize);
   const perTask = TASK_BATCHES * perBatch;
   const taskCount = Math.ceil(total / perTask);
-  const init: HashWorkerInit = {
+  const jobId = nextJobId++;
+  const job: HashJob = {
     fd: direct.fd,
     fileOffset: direct.offset,
     params: { hashType: g.hashType, algorithm: g.algorithm, dataBlockSize: g.dataBlockSize, hashBlockSize: g.hashBlockSize, dataBlocks: g.dataBlocks },
@@ -114,7 +120,9 @@ export async function* level0Parallel(
   let consumed = 0;
   let failed: Error | null = null;
   const idle: Worker[] = [];
-  const pool: Worker[] = [];
+  const inFlight = new Map<Worker, number>();
+  const broken = new Set<Worker>();
+  const detach: Array<() => void> = [];
   const taskRange = (id: number): { first: number; count: number } => {
     const first = id * perTask;
     return { first, count: Math.min(perTask, total - first) };
@@ -123,12 +131,13 @@ export async function* level0Parallel(
 
   const dispatch = (w: Worker): void => {
     if (!canStart()) {
-      idle.push(w);
+      if (!idle.includes(w)) idle.push(w);
       return;
     }
     const id = nextTask++;
-    const task: HashWorkerTask = { id, ...taskRange(id) };
-    w.postMessage(task);
+    const msg: HashWorkerRequest = { kind: 'task', jobId, id, ...taskRange(id) };
+    inFlight.set(w, (inFlight.get(w) ?? 0) + 1);
+    w.postMessage(msg);
   };
   const failAll = (err: Error): void => {
     if (failed === null) failed = err;
@@ -143,24 +152,40 @@ export async function* level0Parallel(
     }
   };
 
+  const pool = n > 0 ? hashPool.acquire(n) : [];
   try {
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: init });
-      pool.push(w);
-      w.on('message', (reply: HashWorkerReply) => {
+    for (const w of pool) {
+      const onMessage = (reply: HashWorkerReply): void => {
+        if (reply.jobId !== jobId) return;
+        inFlight.set(w, inFlight.get(w)! - 1);
         if (reply.ok) {
           results[reply.id]!.resolve(Buffer.from(reply.blocks));
         } else if (reply.truncatedAt !== undefined) {
           failAll(new VerityTruncatedError(label, reply.truncatedAt - direct.offset, g.dataBlockSize, reply.truncatedAt - direct.offset));
         } else {
+          broken.add(w);
           failAll(new VerityError(label, `hash worker failed: ${reply.message}`));
         }
         dispatch(w);
+      };
+      const onError = (err: Error): void => {
+        broken.add(w);
+        failAll(new VerityError(label, `hash worker crashed: ${err.message}`));
+      };
+      const onExit = (code: number): void => {
+        broken.add(w);
+        failAll(new VerityError(label, `hash worker exited with code ${code}`));
+      };
+      w.on('message', onMessage);
+      w.on('error', onError);
+      w.on('exit', onExit);
+      detach.push(() => {
+        w.off('message', onMessage);
+        w.off('error', onError);
+        w.off('exit', onExit);
       });
-      w.on('error', (err) => failAll(new VerityError(label, `hash worker crashed: ${err.message}`)));
-      w.on('exit', (code) => {
-        if (code !== 0 && consumed < taskCount) failAll(new VerityError(label, `hash worker exited with code ${code}`));
-      });
+      const start: HashWorkerRequest = { kind: 'job', jobId, job };
+      w.postMessage(start);
       // Two tasks per worker: one running, one queued, so a worker never waits for the main thread.
       dispatch(w);
       dispatch(w);
@@ -185,6 +210,9 @@ export async function* level0Parallel(
     }
   } finally {
     failed ??= new VerityError(label, 'level-0 hashing stopped');
-    await Promise.all(pool.map((w) => w.terminate()));
+    for (const d of detach) d();
+    // A worker still busy with this job (the consumer stopped early) is stopped, not reused:
+    // its late replies would otherwise reach the next job.
+    for (const w of pool) hashPool.release(w, !broken.has(w) && (inFlight.get(w) ?? 0) === 0);
   }
 }

@@ -3,7 +3,7 @@ import { BlockHasher, SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
-import { canParallelize, level0Parallel, level0Sync, type Level0Chunk } from './level0.js';
+import { PARALLEL_MIN_BYTES, canParallelize, level0Parallel, level0Sync, type Level0Chunk } from './level0.js';
 import { parseRootHash } from './root-hash.js';
 import type { VeritySuperblock } from './superblock.js';
 import { compareHashBlock, computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
@@ -24,6 +24,8 @@ export interface VerifyAllOptions {
   maxErrors?: number;
   /** verifyAll only: threads hashing the data level, the calling one included (default: min(cores, 4); 1 = calling thread only). */
   threads?: number;
+  /** verifyAll only: smallest data area worth starting workers for (default 32 MiB). */
+  parallelMinBytes?: number;
 }
 
 export interface VerifyAllResult {
@@ -41,8 +43,6 @@ export interface VerifyAllResult {
 /** Thrown inside to unwind once maxErrors are collected. */
 class EnoughErrors extends Error {}
 
-/** Below this much data, starting workers costs more than it saves. */
-const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
 
 /**
  * State of one full verification: the same order of checks as `veritysetup verify` (level 0
@@ -167,7 +167,7 @@ export function verifyAllSync(source: ByteSource, options: VerifyAllOptions): Ve
 export async function verifyAll(source: ByteSource, options: VerifyAllOptions): Promise<VerifyAllResult> {
   const threads = options.threads ?? Math.min(availableParallelism(), 4);
   const check = start(source, options);
-  const parallel = threads > 1 && check.g.dataBytes >= PARALLEL_MIN_BYTES && canParallelize(source) && check.g.levels > 0;
+  const parallel = threads > 1 && check.g.dataBytes >= (options.parallelMinBytes ?? PARALLEL_MIN_BYTES) && canParallelize(source) && check.g.levels > 0;
   try {
     if (parallel) {
       for await (const chunk of level0Parallel(source as FileByteSource, check.g, check.spec, check.label, threads - 1)) check.level0Chunk(chunk);

@@ -31,12 +31,12 @@ const cases: Case[] = [
   { name: '20000 blocks, 3 levels, hash type 0', bytes: 20000 * 4096, args: ['--format=0'] },
   { name: 'squashfs-like unaligned size', bytes: 300 * 4096 - 1234, args: [] },
   { name: 'given salt (odd length) and uuid', bytes: 129 * 4096, args: ['--salt=0102030405060708090a0b0c0d0e0f1011', '--uuid=12345678-9abc-def0-1234-56789abcdef0'] },
-  { name: 'empty salt', bytes: 200 * 4096, args: ['--salt=-'] },
+  { name: 'empty salt', bytes: 200 * 4096, args: ['--salt=-'], async: true },
   { name: 'hash type 0', bytes: 129 * 4096, args: ['--format=0'] },
-  { name: 'hash type 0, sha1 (packed 20-byte digests)', bytes: 1000 * 4096, args: ['--format=0', '--hash=sha1'] },
+  { name: 'hash type 0, sha1 (packed 20-byte digests)', bytes: 1000 * 4096, args: ['--format=0', '--hash=sha1'], async: true },
   { name: 'hash type 1, sha1 (digests padded to 32)', bytes: 1000 * 4096, args: ['--hash=sha1'] },
   { name: 'sha512', bytes: 1000 * 4096, args: ['--hash=sha512'], async: true },
-  { name: '1 KiB data blocks, 512-byte hash blocks', bytes: 3000 * 1024, args: ['--data-block-size=1024', '--hash-block-size=512'], dbs: 1024 },
+  { name: '1 KiB data blocks, 512-byte hash blocks', bytes: 3000 * 1024, args: ['--data-block-size=1024', '--hash-block-size=512'], dbs: 1024, async: true },
   { name: 'max salt (256 bytes)', bytes: 130 * 4096, args: [`--salt=${'ab'.repeat(256)}`] },
 ];
 
@@ -76,7 +76,7 @@ describe('formatVerity matches veritysetup format byte for byte', () => {
         dataBlockSize: dbs,
         hashBlockSize: Number(optionValue(c.args, 'hash-block-size') ?? '4096'),
       };
-      const result = c.async ? await formatVerity(ours, options) : formatVeritySync(ours, options);
+      const result = c.async ? await formatVerity(ours, { ...options, threads: 2, parallelMinBytes: 0 }) : formatVeritySync(ours, options);
 
       assert.equal(result.rootHash, vs.rootHash, 'root hash');
       assert.equal(result.uuid, vs.uuid);
@@ -86,7 +86,7 @@ describe('formatVerity matches veritysetup format byte for byte', () => {
       // Our full verification accepts veritysetup's image, veritysetup accepts ours.
       const src = new FileByteSource(theirs);
       try {
-        const r = await verifyAll(src, { hashOffset: H, rootHash: vs.rootHash, label: c.name });
+        const r = await verifyAll(src, { hashOffset: H, rootHash: vs.rootHash, label: c.name, threads: 2, parallelMinBytes: 0 });
         assert.equal(r.ok, true);
         assert.equal(r.computedRootHash, vs.rootHash);
         const { superblock, geometry } = readSuperblock(src, H, c.name);

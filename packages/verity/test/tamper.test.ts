@@ -70,7 +70,8 @@ function readAll(layer: Layer, img: Buffer, what: string): ReadOutcome {
       failedBlocks.push(p / 4096);
     }
   }
-  // One read over everything: all or nothing.
+  // One read over everything: all or nothing (small images only: a fresh 64 MiB buffer is slow here).
+  if (vs.size > 8 << 20) return { opened: true, failedBlocks };
   try {
     const all = vs.read(0, vs.size);
     assert.equal(failedBlocks.length, 0, `${what}: big read succeeded over bad blocks`);
@@ -115,7 +116,7 @@ describe('tampered layers', () => {
   before(() => {
     requireTool('veritysetup');
     dir = tempDir('tamper');
-    layer = makeLayer(dir, 'two-levels', 1000); // 2 levels; last leaf block half empty (spare area)
+    layer = makeLayer(dir, 'two-levels', 300); // 2 levels; last leaf block a third full (spare area)
   });
   after(() => cleanup(dir));
 
@@ -159,8 +160,8 @@ describe('tampered layers', () => {
           else tally.superblockFail++;
           break;
       }
-      // veritysetup verify on a sample (and on every superblock flip: that is where they could disagree).
-      if (i % 7 === 0 || region === 'superblock') {
+      // veritysetup verify on a sample, weighted to superblock flips: that is where they could disagree.
+      if (i % 7 === 0 || (region === 'superblock' && i % 3 === 0)) {
         tally.sampled++;
         const p = join(dir, 'tampered.img');
         writeFileSync(p, img);
@@ -185,7 +186,7 @@ describe('tampered layers', () => {
 
   it('collect mode reports every bad block in order', () => {
     const img = Buffer.from(layer.orig);
-    const bad = [3, 250, 251, 700, 999];
+    const bad = [3, 250, 251, 280, 299];
     for (const b of bad) img[b * 4096 + 17]! ^= 4;
     // Also dirty the spare area after the last digest of the last leaf block.
     const g = layer.g;
@@ -209,7 +210,7 @@ describe('tampered layers', () => {
   });
 
   it('3-level tree: flips in every level and spare area are caught', async () => {
-    const big = makeLayer(dir, 'three-levels', 17000);
+    const big = makeLayer(dir, 'three-levels', 16500);
     const g = big.g;
     assert.equal(g.levels, 3);
     const lastOf = (level: number): number => g.levelStart[level]! + g.levelSize[level]! - 1;
@@ -220,7 +221,7 @@ describe('tampered layers', () => {
       ['level 1 last block spare', lastOf(1) * 4096 + 4090],
       ['level 0 middle block', (g.levelStart[0]! + 60) * 4096 + 1000],
       ['level 0 last block spare', lastOf(0) * 4096 + 4095],
-      ['data block in the last leaf', 16999 * 4096 + 5],
+      ['data block in the last leaf', 16499 * 4096 + 5],
     ];
     const rand = prng(3);
     const p = join(dir, 'tampered3.img');

@@ -13,6 +13,7 @@ import {
   VerityTruncatedError,
   hashOffsetFor,
   openVerified,
+  shutdownHashWorkers,
   verifyAll,
   verifyAllSync,
 } from '../src/index.js';
@@ -122,7 +123,7 @@ describe('VerifiedSource on veritysetup images', () => {
         assert.equal(a.ok, true);
         assert.equal(a.computedRootHash, img.rootHash);
         assert.ok(progress >= img.dataBytes);
-        const b = await verifyAll(src, { hashOffset: img.H, rootHash: img.rootHash, label: img.name, threads: 2 });
+        const b = await verifyAll(src, { hashOffset: img.H, rootHash: img.rootHash, label: img.name, threads: 2, parallelMinBytes: 0 });
         assert.equal(b.ok, true);
         // A non-file source takes the calling-thread path.
         if (img.dataBytes < 16 << 20) {
@@ -134,6 +135,35 @@ describe('VerifiedSource on veritysetup images', () => {
       }
       assert.equal(veritysetupVerify(img.path, img.H, img.rootHash), true, img.name);
     }
+  });
+
+  it('pooled hash workers survive aborted jobs: bad, good, bad, good on the same workers', async () => {
+    const img = images[3]!; // 20000 blocks
+    const bad = join(dir, 'pool-bad.img');
+    copyFileSync(img.path, bad);
+    const fd = openSync(bad, 'r+');
+    writeSync(fd, Buffer.from('x'), 0, 1, 12 * 4096 + 7);
+    closeSync(fd);
+    for (let round = 0; round < 3; round++) {
+      const b = new FileByteSource(bad);
+      try {
+        await assert.rejects(verifyAll(b, { hashOffset: img.H, rootHash: img.rootHash, threads: 3, parallelMinBytes: 0 }), (err: unknown) => {
+          assert.ok(err instanceof VerityMismatchError);
+          assert.equal(err.index, 12);
+          return true;
+        });
+      } finally {
+        b.close();
+      }
+      const g = new FileByteSource(img.path);
+      try {
+        const r = await verifyAll(g, { hashOffset: img.H, rootHash: img.rootHash, threads: 3, parallelMinBytes: 0 });
+        assert.equal(r.ok, true);
+      } finally {
+        g.close();
+      }
+    }
+    await shutdownHashWorkers();
   });
 
   it('a wrong root hash fails at open, in verifyAll and in veritysetup verify', async () => {
