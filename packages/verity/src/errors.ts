@@ -9,7 +9,8 @@ export class VerityError extends Error {
     /** The message without the "verity: <label>: " prefix. */
     readonly detail: string,
   ) {
-    super(`verity: ${label}: ${detail}`);
+    // One line, whatever the caller's label holds.
+    super(`verity: ${label.replace(/[\x00-\x1f\x7f]/g, '?')}: ${detail}`);
     this.name = new.target.name;
   }
 }

@@ -218,6 +218,11 @@ export interface OpenVerifiedOptions extends Omit<VerifiedSourceOptions, 'label'
   label: string;
   /** When given, the superblock must cover exactly this many data blocks (atomfs: hashOffset/4096). */
   expectedDataBlocks?: number;
+  /**
+   * When given, the superblock's algorithm must be one of these (e.g. ["sha256"]): the superblock
+   * is not trusted, so a caller that knows the algorithm of its root hash can pin it.
+   */
+  algorithms?: readonly string[];
 }
 
 /** Reads and validates the superblock at `hashOffset` of `file`; returns it with the tree layout. */
@@ -226,7 +231,12 @@ export function readSuperblock(
   hashOffset: number,
   label: string,
 ): { superblock: VeritySuperblock; geometry: TreeGeometry } {
-  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0) throw new VerityArgumentError(label, `bad hash offset ${hashOffset}`);
+  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0 || hashOffset % SUPERBLOCK_SIZE !== 0) {
+    throw new VerityArgumentError(label, `hash offset ${hashOffset} is not a multiple of ${SUPERBLOCK_SIZE}`);
+  }
+  // Nothing after the data: the layer carries no verity data at all (atomfs: "asked for verity
+  // but no data present"), which is not the same as a tree cut short.
+  if (file.size === hashOffset) throw new VeritySuperblockError(label, hashOffset, 'no verity data: the file ends where the superblock should start');
   if (hashOffset + SUPERBLOCK_SIZE > file.size) {
     throw new VerityTruncatedError(label, hashOffset, SUPERBLOCK_SIZE, file.size);
   }
@@ -247,6 +257,9 @@ export function openVerified(file: ByteSource, options: OpenVerifiedOptions): Ve
       options.hashOffset,
       `covers ${superblock.dataBlocks} data blocks, expected ${options.expectedDataBlocks}`,
     );
+  }
+  if (options.algorithms !== undefined && !options.algorithms.some((a) => a.toLowerCase() === superblock.algorithm)) {
+    throw new VeritySuperblockError(options.label, options.hashOffset, `algorithm ${JSON.stringify(superblock.algorithm)} is not allowed here`);
   }
   return new VerifiedSource(file, geometry, superblock.salt, options.rootHash, options);
 }

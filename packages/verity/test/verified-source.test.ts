@@ -240,7 +240,23 @@ describe('VerifiedSource on veritysetup images', () => {
     }
     // Superblock offset not a multiple of 512, or past the end of the file.
     assert.throws(() => openVerified(new BufferByteSource(orig), { hashOffset: img.H + 100, rootHash: img.rootHash, label: 'x' }), VerityError);
-    assert.throws(() => openVerified(new BufferByteSource(orig), { hashOffset: orig.length, rootHash: img.rootHash, label: 'x' }), VerityTruncatedError);
+    assert.throws(() => openVerified(new BufferByteSource(orig), { hashOffset: orig.length + 4096, rootHash: img.rootHash, label: 'x' }), VerityTruncatedError);
+    // A layer without verity data: the file ends at H.
+    assert.throws(
+      () => openVerified(new BufferByteSource(orig.subarray(0, img.H)), { hashOffset: img.H, rootHash: img.rootHash, label: 'x' }),
+      (err: unknown) => err instanceof VeritySuperblockError && /no verity data/.test(err.message),
+    );
+    // Pinning the algorithm.
+    assert.throws(
+      () => openVerified(new BufferByteSource(orig), { hashOffset: img.H, rootHash: img.rootHash, label: 'x', algorithms: ['sha512'] }),
+      VeritySuperblockError,
+    );
+    openVerified(new BufferByteSource(orig), { hashOffset: img.H, rootHash: img.rootHash, label: 'x', algorithms: ['SHA256'] }).close();
+    // Labels cannot break the one-line rule.
+    assert.throws(
+      () => openVerified(new BufferByteSource(orig), { hashOffset: 0, rootHash: img.rootHash, label: 'evil\nlabel' }),
+      (err: unknown) => err instanceof VerityError && !err.message.includes('\n') && err.message.includes('evil?label'),
+    );
     // No superblock at all where the caller says (e.g. a squashfs without verity data).
     assert.throws(() => openVerified(new BufferByteSource(orig), { hashOffset: 0, rootHash: img.rootHash, label: 'x' }), VeritySuperblockError);
   });
