@@ -52,12 +52,16 @@ export function makeTempDir(prefix = 'atomfs-fuse-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Removes a temp dir, after making sure nothing is mounted inside it (refuses otherwise). */
+/**
+ * Removes a temp dir. A mount still inside it is a leak: it is detached (so the machine stays
+ * clean) and then reported as an error, which fails the calling hook.
+ */
 export async function removeTempDir(dir: string): Promise<void> {
-  for (const m of fuseMountsUnder(dir)) await run('umount', ['-l', m]);
+  const leaked = mountsUnder(dir);
+  for (const m of leaked.reverse()) await run('umount', ['-l', m]);
   const left = mountsUnder(dir);
-  if (left.length > 0) throw new Error(`mounts left under ${dir}: ${left.join(', ')}`);
-  rmSync(dir, { recursive: true, force: true });
+  if (left.length === 0) rmSync(dir, { recursive: true, force: true });
+  if (leaked.length > 0) throw new Error(`mounts left behind under ${dir}: ${leaked.join(', ')}${left.length ? ' (could not remove)' : ''}`);
 }
 
 export function mountsUnder(dir: string): string[] {
@@ -142,11 +146,17 @@ export async function startFixtureServer(args: FixtureArgs, wrapper: string[] = 
   return { child, lines, stderr: () => stderr, exited };
 }
 
-/** Makes sure the fixture server process is gone (SIGKILL) and its mount removed. */
+/**
+ * Makes sure the fixture server process is gone and its mount removed. Having to kill it or
+ * to unmount is a leak of the test that ran: cleaned up, then reported as an error.
+ */
 export async function stopFixtureServer(s: FixtureServer, mountpoint: string): Promise<void> {
-  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+  const running = s.child.exitCode === null && s.child.signalCode === null;
+  if (running) s.child.kill('SIGKILL');
   await s.exited;
-  if (fuseMountsUnder(mountpoint).length > 0) await run('umount', ['-l', mountpoint]);
+  const mounted = fuseMountsUnder(mountpoint).length > 0;
+  if (mounted) await run('umount', ['-l', mountpoint]);
+  if (running || mounted) throw new Error(`fixture server left behind: ${running ? 'process still running' : ''} ${mounted ? 'mount still present' : ''}`);
 }
 
 export const TEST_USER = 'atomfs-test-fuse';

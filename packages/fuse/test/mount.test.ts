@@ -254,8 +254,11 @@ describe('in-thread mode in a child process: READDIRPLUS auto, allow_other', () 
         assert.equal(isProcessAlive(server.child.pid!), false);
       }
     } finally {
-      if (server) await stopFixtureServer(server, mp);
-      await removeTempDir(dir);
+      try {
+        if (server) await stopFixtureServer(server, mp);
+      } finally {
+        await removeTempDir(dir);
+      }
     }
   });
 

@@ -234,6 +234,8 @@ describe('requests', () => {
       ['.', '..', 'entry-0000', 'entry-0001', 'entry-0002'],
     );
     assert.equal(r.payload.length, 32 + 32 + 40 * 3);
+    assert.deepEqual(list.map((d) => d.type), [4, 4, 8, 8, 8], 'DT_DIR for . and .., DT_REG for files');
+    assert.deepEqual(list.map((d) => d.off), [1n, 2n, 3n, 4n, 5n], 'cookies of the next entries');
     assert.equal(h.session.liveNodes, 0, 'plain READDIR links nothing');
   });
 

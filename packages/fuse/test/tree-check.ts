@@ -64,6 +64,11 @@ export async function checkListings(mp: string, nodes: MemNode[]): Promise<void>
     const names = out.split('\n').slice(0, -1);
     assert.deepEqual(names, ['.', '..', ...n.children.map((c) => c.spec.name)], `ls -f ${n.path || '/'}`);
     assert.deepEqual(readdirSync(dir).sort(), n.children.map((c) => c.spec.name).sort(), `readdir ${n.path || '/'}`);
+    // d_type as getdents reports it (Node trusts it unless it is DT_UNKNOWN).
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const kind = d.isDirectory() ? 'dir' : d.isFile() ? 'file' : d.isSymbolicLink() ? 'symlink' : d.isFIFO() ? 'fifo' : d.isCharacterDevice() ? 'chr' : d.isBlockDevice() ? 'blk' : d.isSocket() ? 'sock' : '?';
+      assert.equal(kind, n.byName.get(d.name)?.spec.type, `d_type of ${n.path}/${d.name}`);
+    }
   }
 }
 
