@@ -1,5 +1,6 @@
 import { BlockHasher } from './block-hasher.js';
-import { checkReadRange, type ByteSource } from './byte-source.js';
+import { readSync } from 'node:fs';
+import { FileByteSource, checkReadRange, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
 import { SUPERBLOCK_SIZE, type TreeGeometry } from './geometry.js';
 import { LruMap } from './lru.js';
@@ -45,6 +46,7 @@ export class VerifiedSource implements ByteSource {
   private readonly hashCache: LruMap<Buffer>;
   private readonly dataCache: LruMap<Buffer>;
   private readonly maxRun: number;
+  private scratch: Buffer | null = null;
   /** hashesPerBlock^i for i = 0..levels, as doubles (exact for powers of two). */
   private readonly spans: number[];
 
@@ -112,7 +114,7 @@ export class VerifiedSource implements ByteSource {
       let runEnd = b;
       while (runEnd < last && runEnd - b + 1 < this.maxRun && !this.dataCache.has(runEnd + 1)) runEnd++;
       const count = runEnd - b + 1;
-      const run = this.file.read(b * dbs, count * dbs);
+      const run = this.readRun(b * dbs, count * dbs);
       for (let k = 0; k < count; k++) {
         const blockNo = b + k;
         const block = run.subarray(k * dbs, (k + 1) * dbs);
@@ -130,7 +132,27 @@ export class VerifiedSource implements ByteSource {
     return out;
   }
 
+  /**
+   * Bytes of a run of data blocks. From a FileByteSource they are read into one reused scratch
+   * buffer (a view valid until the next call): a fresh buffer per FUSE read costs page faults,
+   * which are slow in VMs. Any other source goes through its read().
+   */
+  private readRun(position: number, length: number): Buffer {
+    const file = this.file;
+    if (!(file instanceof FileByteSource) || file.fd < 0) return file.read(position, length);
+    checkReadRange(this.label, position, length, file.size);
+    if (this.scratch === null || this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.maxRun * this.geometry.dataBlockSize));
+    let done = 0;
+    while (done < length) {
+      const n = readSync(file.fd, this.scratch, done, length - done, file.offset + position + done);
+      if (n === 0) throw new VerityTruncatedError(this.label, position + done, length - done, position + done);
+      done += n;
+    }
+    return this.scratch.subarray(0, length);
+  }
+
   close(): void {
+    this.scratch = null;
     this.hashCache.clear();
     this.dataCache.clear();
     this.file.close?.();
