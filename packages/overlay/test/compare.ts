@@ -211,3 +211,69 @@ export function diffSnapshots(expected: Snapshot, actual: Snapshot): string[] {
   if (JSON.stringify(ek) !== JSON.stringify(ak)) out.push(`hard links kernel=${JSON.stringify(ek)} ours=${JSON.stringify(ak)}`);
   return out;
 }
+
+/**
+ * Walk the tree again with lookups only, on an overlay that caches no listings (so lookups take
+ * their own path, not the cached listing): every entry of `snap` must be found with the same
+ * attributes, and each name in `probe(dirPath)` (say, every name any layer holds there, with
+ * and without `.wh.`) must be found exactly when the listing shows it. Directories are listed
+ * too, with the stacks that lookup recorded.
+ */
+export function checkLookups(ov: Overlay, snap: Snapshot, expectedIds: Map<string, bigint>, probe: (dir: string) => Buffer[]): string[] {
+  const issues: string[] = [];
+  const paths = [...snap.keys()].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
+  const ids = new Map<string, bigint>([['', ov.rootId]]);
+  for (const path of paths) {
+    const info = snap.get(path)!;
+    if (path !== '') {
+      const slash = path.lastIndexOf('/');
+      const parent = ids.get(slash < 0 ? '' : path.slice(0, slash));
+      if (parent === undefined) continue;
+      const e = ov.lookup(parent, Buffer.from(path.slice(slash + 1), 'latin1'));
+      if (e === undefined) {
+        issues.push(`/${path}: lookup finds nothing`);
+        continue;
+      }
+      ids.set(path, e.id);
+      if (e.id !== expectedIds.get(path)) issues.push(`/${path}: lookup id ${e.id}, readdir id ${expectedIds.get(path)}`);
+      for (const k of ['mode', 'nlink', 'uid', 'gid', 'size', 'mtime', 'rdev'] as const) {
+        const got = k === 'mode' ? e.attr.mode.toString(8) : e.attr[k];
+        if (got !== info[k]) issues.push(`/${path}: lookup ${k}=${got}, listing ${info[k]}`);
+      }
+    }
+    if (info.type === 'dir') {
+      const id = ids.get(path)!;
+      const listed = ov.readdir(id).map((e) => e.name.toString('latin1'));
+      if (JSON.stringify(listed) !== JSON.stringify(info.children)) {
+        issues.push(`/${path}: listing after lookup ${JSON.stringify(listed)}, before ${JSON.stringify(info.children)}`);
+      }
+      for (const name of probe(path)) {
+        const shown = info.children!.includes(name.toString('latin1'));
+        const found = ov.lookup(id, name) !== undefined;
+        if (shown !== found) issues.push(`/${join(path, name.toString('latin1'))}: listed=${shown} but lookup found=${found}`);
+      }
+    }
+  }
+  return issues;
+}
+
+/** Every name any layer holds in directory `rel`, plus the name each `.wh.NAME` refers to. */
+export function layerNames(dirs: string[]): (rel: string) => Buffer[] {
+  return (rel) => {
+    const out = new Map<string, Buffer>();
+    for (const d of dirs) {
+      let names: Buffer[] = [];
+      try {
+        names = readdirSync(Buffer.from(rel === '' ? d : `${d}/${rel}`, 'latin1'), { encoding: 'buffer' });
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        out.set(n.toString('latin1'), n);
+        if (n.subarray(0, 4).toString() === '.wh.' && n.length > 4) out.set(n.subarray(4).toString('latin1'), n.subarray(4));
+      }
+    }
+    return [...out.values()];
+  };
+}
+

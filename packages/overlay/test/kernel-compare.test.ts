@@ -9,7 +9,7 @@ import { lstatSync } from 'node:fs';
 import { Overlay } from '../src/index.js';
 import { DirLayer } from './dir-layer.js';
 import { buildLayer, type Dialect } from './layer-builder.js';
-import { diffSnapshots, snapshotKernel, snapshotOverlay, type Snapshot } from './compare.js';
+import { checkLookups, layerNames, diffSnapshots, snapshotKernel, snapshotOverlay, type Snapshot } from './compare.js';
 import { Scratch } from './mounts.js';
 import { LAYERS } from './scenario.js';
 
@@ -22,9 +22,13 @@ function buildSet(s: Scratch, name: string, dialect: Dialect): string[] {
   });
 }
 
+/** Our view, from listings, and again from lookups alone (a second overlay without listing cache). */
 function ours(dirs: string[]): { snap: Snapshot; issues: string[]; ov: Overlay; ids: Map<string, bigint> } {
   const ov = new Overlay(dirs.map((d) => new DirLayer(d)));
-  return { ...snapshotOverlay(ov), ov };
+  const got = snapshotOverlay(ov);
+  const lookupOnly = new Overlay(dirs.map((d) => new DirLayer(d)), { listingCacheBytes: 0 });
+  got.issues.push(...checkLookups(lookupOnly, got.snap, got.ids, layerNames(dirs)));
+  return { ...got, ov };
 }
 
 function kernel(s: Scratch, name: string, dirs: string[], extra: string): Snapshot {
@@ -46,6 +50,9 @@ function assertScenarioShape(k: Snapshot): void {
   assert.deepEqual(k.get('merge3')?.children, ['m2', 'm3', 'shared']);
   assert.deepEqual(k.get('rec')?.children, ['b']);
   assert.deepEqual(k.get('wh_merge')?.children, ['mid']);
+  assert.deepEqual(k.get('sandwich')?.children, ['top_only']);
+  assert.deepEqual(k.get('sandwich2')?.children, ['top_only']);
+  assert.equal(k.get('sandwich')?.nlink, 3, 'not merged: own nlink (2 + one subdirectory)');
   assert.equal(k.get('mode_change')?.mode, (0o040700).toString(8));
   assert.equal(k.get('link1')?.target, 'keep.txt');
   assert.ok(has('f\xffn') && has('d/sub/deep/deeper/f2') && has('xw/xc'));

@@ -48,9 +48,47 @@ function bytes(path: string): Buffer {
   return Buffer.from(path, 'latin1');
 }
 
-function setx(path: string, name: string, value: string | Buffer): void {
-  const v = typeof value === 'string' ? Buffer.from(value) : value;
-  execFileSync('setfattr', ['-h', '-n', name, '-v', '0x' + v.toString('hex'), '--', path], { stdio: 'pipe' });
+/**
+ * Spawning a tool per xattr or device node costs tens of milliseconds on a busy machine, so a
+ * layer's xattrs and special files are collected and made by one setfattr and one sh run.
+ */
+class Deferred {
+  private readonly xattrs: string[] = [];
+  private readonly commands: string[] = [];
+  private readonly args: string[] = [];
+
+  setx(path: string, name: string, value: string | Buffer): void {
+    const v = typeof value === 'string' ? Buffer.from(value) : value;
+    this.xattrs.push(`# file: ${escapePath(path)}`, `${name}=0x${v.toString('hex')}`, '');
+  }
+
+  /** A command whose argv words are passed as positional parameters (no quoting problems). */
+  run(tool: string, ...argv: string[]): void {
+    const refs = argv.map((a) => {
+      this.args.push(a);
+      return `"\${${this.args.length}}"`;
+    });
+    this.commands.push(`${tool} ${refs.join(' ')}`);
+  }
+
+  flush(): void {
+    if (this.commands.length > 0) {
+      execFileSync('sh', ['-ec', this.commands.join('\n'), 'sh', ...this.args], { stdio: 'pipe' });
+    }
+    if (this.xattrs.length > 0) {
+      execFileSync('setfattr', ['-h', '--restore=-'], { input: Buffer.from(this.xattrs.join('\n') + '\n', 'latin1'), stdio: ['pipe', 'pipe', 'pipe'] });
+    }
+  }
+}
+
+/** setfattr --restore reads paths with `\ooo` escapes; escape everything not plainly printable. */
+function escapePath(path: string): string {
+  let out = '';
+  for (const ch of path) {
+    const c = ch.charCodeAt(0);
+    out += c > 0x20 && c < 0x7f && ch !== '\\' ? ch : '\\' + c.toString(8).padStart(3, '0');
+  }
+  return out;
 }
 
 function parentOf(path: string): string {
@@ -75,6 +113,8 @@ export function buildLayer(root: string, ops: readonly Op[], dialect: Dialect = 
     mkdirSync(bytes(at(parentOf(p))), { recursive: true, mode: 0o755 });
   };
   const kernel = dialect.xattrPrefix !== undefined;
+  const later = new Deferred();
+  const setx = (path: string, name: string, value: string | Buffer): void => later.setx(path, name, value);
   for (const op of ops) {
     if ('file' in op) {
       ensureParent(op.file);
@@ -107,7 +147,7 @@ export function buildLayer(root: string, ops: readonly Op[], dialect: Dialect = 
       ensureParent(op.whiteout);
       const style = op.style ?? 'chr';
       if (style === 'chr' || (style === 'wh' && kernel)) {
-        execFileSync('mknod', ['--', at(op.whiteout), 'c', '0', '0'], { stdio: 'pipe' });
+        later.run('mknod', '--', at(op.whiteout), 'c', '0', '0');
       } else if (style === 'wh') {
         writeFileSync(bytes(at(`${parentOf(op.whiteout) === '' ? '' : parentOf(op.whiteout) + '/'}.wh.${baseOf(op.whiteout)}`)), '');
       } else {
@@ -118,14 +158,13 @@ export function buildLayer(root: string, ops: readonly Op[], dialect: Dialect = 
       }
     } else if ('fifo' in op) {
       ensureParent(op.fifo);
-      execFileSync('mkfifo', ['-m', (op.mode ?? 0o644).toString(8), '--', at(op.fifo)], { stdio: 'pipe' });
+      later.run('mkfifo', '-m', (op.mode ?? 0o644).toString(8), '--', at(op.fifo));
     } else {
       ensureParent(op.dev);
-      execFileSync('mknod', ['-m', (op.mode ?? 0o600).toString(8), '--', at(op.dev), op.type, String(op.major), String(op.minor)], {
-        stdio: 'pipe',
-      });
+      later.run('mknod', '-m', (op.mode ?? 0o600).toString(8), '--', at(op.dev), op.type, String(op.major), String(op.minor));
     }
   }
+  later.flush();
   stampTimes(bytes(root), Buffer.alloc(0));
 }
 

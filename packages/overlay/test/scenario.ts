@@ -48,9 +48,13 @@ export const BOTTOM: Op[] = [
   { dir: 'empty' },
   { file: 'wh_merge/low' },
   { file: 'gone_below/deep/x' },
+  { file: 'sandwich/low_only' },
+  { file: 'sandwich2/low_only' },
 ];
 
 export const MIDDLE: Op[] = [
+  // The kernel ignores opacity of a layer's root directory; so do we (for every marker).
+  { dir: '', opaque: 'wh' },
   { file: 'a.txt', data: 'a2 longer\n', mode: 0o600 },
   { whiteout: 'd/x', style: 'chr' },
   { file: 'd/y', data: 'y2' },
@@ -79,6 +83,8 @@ export const MIDDLE: Op[] = [
   { file: 'wh_merge/mid' },
   { whiteout: 'gone_below', style: 'wh' },
   { whiteout: 'pipe', style: 'wh' },
+  { file: 'sandwich', data: 'a file between two directories' },
+  { whiteout: 'sandwich2', style: 'chr' },
 ];
 
 export const TOP: Op[] = [
@@ -97,6 +103,8 @@ export const TOP: Op[] = [
   { dir: 'd', mode: 0o711, xattrs: { 'user.merged': 'top' } },
   { whiteout: 'wh_merge/low', style: 'wh' },
   { file: 'hl_top', data: 'top copy' },
+  { file: 'sandwich/top_only/t' },
+  { file: 'sandwich2/top_only/t' },
 ];
 
 export const LAYERS: Op[][] = [TOP, MIDDLE, BOTTOM];
