@@ -22,8 +22,6 @@ export function isDir(attr: NodeAttr): boolean {
 }
 
 export const WH_PREFIX = Buffer.from('.wh.');
-/** AUFS keeps its own bookkeeping under `.wh..wh.` (`.wh..wh.opq`, `.wh..wh.plnk`, ...). */
-export const WH_META_PREFIX = Buffer.from('.wh..wh.');
 export const OPAQUE_ENTRY = Buffer.from('.wh..wh..opq');
 
 const PRIVATE_PREFIXES = [Buffer.from('trusted.overlay.'), Buffer.from('user.overlay.')];
@@ -36,19 +34,18 @@ export function isPrivateXattr(name: Buffer): boolean {
   return PRIVATE_PREFIXES.some((p) => name.length > p.length && name.subarray(0, p.length).equals(p));
 }
 
+/** Starts with ".wh."? (Byte tests: this runs for every entry of every listing.) */
 export function hasWhPrefix(name: Buffer): boolean {
-  return name.length >= WH_PREFIX.length && name.subarray(0, WH_PREFIX.length).equals(WH_PREFIX);
+  return name.length >= 4 && name[0] === 0x2e && name[1] === 0x77 && name[2] === 0x68 && name[3] === 0x2e;
 }
 
 /**
- * For an entry `.wh.NAME`: the NAME it deletes, or undefined for AUFS bookkeeping entries
- * (`.wh..wh.*`) and the bare `.wh.`.
+ * For an entry `.wh.NAME`: the NAME it deletes, or undefined for the bare `.wh.` and for AUFS's
+ * own bookkeeping entries `.wh..wh.*` (`.wh..wh..opq`, `.wh..wh.plnk`, ...).
  */
 export function whiteoutTarget(name: Buffer): Buffer | undefined {
   if (!hasWhPrefix(name) || name.length === WH_PREFIX.length) return undefined;
-  if (name.length >= WH_META_PREFIX.length && name.subarray(0, WH_META_PREFIX.length).equals(WH_META_PREFIX)) {
-    return undefined;
-  }
+  if (hasWhPrefix(name.subarray(WH_PREFIX.length))) return undefined; // `.wh..wh.*`
   return name.subarray(WH_PREFIX.length);
 }
 

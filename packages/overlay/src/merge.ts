@@ -12,7 +12,7 @@
  *   ignores it), or a layer holds `.wh.NAME` (that layer's own entry still counts).
  */
 import type { Layer, NodeAttr } from './layer.js';
-import { isDir, isOpaqueDir, isWhiteout, whiteoutTarget, isBadName, WH_PREFIX } from './markers.js';
+import { isDir, isOpaqueDir, isWhiteout, whiteoutTarget, isBadName, hasWhPrefix, WH_PREFIX } from './markers.js';
 
 /** Where a merged directory comes from: flattened (layerIndex, key) pairs, top first. */
 export type DirStack = readonly number[];
@@ -85,7 +85,7 @@ export function mergeListing(ctx: MergeContext, stack: DirStack): MergedChild[] 
     const hiddenBelow: string[] = [];
     for (const { name, node } of layer.readdir(dir)) {
       if (isBadName(name)) continue;
-      if (name.length >= WH_PREFIX.length && name.subarray(0, WH_PREFIX.length).equals(WH_PREFIX)) {
+      if (hasWhPrefix(name)) {
         const target = whiteoutTarget(name);
         if (target !== undefined) hiddenBelow.push(target.toString('latin1'));
         continue;

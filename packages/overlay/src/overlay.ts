@@ -60,14 +60,16 @@ export class Overlay {
   /** Directory id → stack. Only grows through ids handed out; shrinks through forget(). */
   private readonly dirs = new Map<bigint, DirStack>();
   private readonly listings: Lru<bigint, CachedListing>;
-  private readonly nodes: Lru<bigint, unknown>;
+  /** Per layer: key → node, so hot directories and files skip fromKey (an inode parse). */
+  private readonly nodes: Lru<number, unknown>[];
 
   constructor(layers: readonly Layer<unknown>[], options: OverlayOptions = {}) {
     if (layers.length === 0) throw new LayerSetupError('an overlay needs at least one layer');
     if (layers.length > MAX_LAYERS) throw new LayerSetupError(`at most ${MAX_LAYERS} layers, got ${layers.length}`);
     this.layers = [...layers];
     this.listings = new Lru(options.listingCacheBytes ?? 16 * 1024 * 1024);
-    this.nodes = new Lru(options.nodeCacheEntries ?? 4096);
+    const perLayer = Math.max(64, Math.ceil((options.nodeCacheEntries ?? 4096) / layers.length));
+    this.nodes = this.layers.map(() => new Lru<number, unknown>(perLayer));
     this.ctx = { layers: this.layers, node: (layerIndex, key) => this.node(layerIndex, key) };
     // The roots always merge: the kernel ignores opacity of a layer's root directory.
     const stack: number[] = [];
@@ -75,7 +77,7 @@ export class Overlay {
       const root = layer.root();
       if (!isDir(layer.getattr(root))) throw new LayerSetupError(`layer ${i}: root is not a directory`);
       const key = layer.key(root);
-      this.nodes.set(packId(i, key), root);
+      this.nodes[i]!.set(key, root);
       stack.push(i, key);
     });
     this.rootId = packId(0, stack[1]!);
@@ -215,16 +217,16 @@ export class Overlay {
       knownDirs: this.dirs.size,
       cachedListings: this.listings.size,
       listingBytes: this.listings.costUsed,
-      cachedNodes: this.nodes.size,
+      cachedNodes: this.nodes.reduce((n, l) => n + l.size, 0),
     };
   }
 
   private node(layerIndex: number, key: number): unknown {
-    const id = packId(layerIndex, key);
-    let node = this.nodes.get(id);
+    const cache = this.nodes[layerIndex]!;
+    let node = cache.get(key);
     if (node === undefined) {
       node = this.layers[layerIndex]!.fromKey(key);
-      this.nodes.set(id, node);
+      cache.set(key, node);
     }
     return node;
   }
@@ -232,13 +234,14 @@ export class Overlay {
   private entryOf(c: MergedChild): OverlayDirEntry {
     const layer = this.layers[c.layerIndex]!;
     const id = packId(c.layerIndex, layer.key(c.node));
-    this.nodes.set(id, c.node);
     return { name: c.name, id, attr: toAttr(id, c.attr, c.stack !== undefined && c.stack.length > 2) };
   }
 
   /** A lookup result, with its stack recorded so the id resolves later. */
   private publish(c: MergedChild): OverlayDirEntry {
     const entry = this.entryOf(c);
+    // Looked-up nodes are about to be used (getattr, open, read); listed ones often are not.
+    this.nodes[c.layerIndex]!.set(this.layers[c.layerIndex]!.key(c.node), c.node);
     if (c.stack !== undefined && !this.dirs.has(entry.id)) this.dirs.set(entry.id, c.stack);
     return entry;
   }
@@ -246,21 +249,20 @@ export class Overlay {
   private dirStack(id: bigint, syscall: string): DirStack {
     const stack = this.dirs.get(id);
     if (stack !== undefined) return stack;
-    const leaf = this.leaf(id, syscall);
-    // A directory whose stack we do not have: its lower layers cannot be found from the id alone.
-    throw new OverlayError(isDir(leaf.attr) ? 'ESTALE' : 'ENOTDIR', syscall, idText(id));
+    // leaf() throws ESTALE for ids it cannot place and for directories we have no stack of
+    // (their lower layers cannot be found from the id alone); what is left is not a directory.
+    this.leaf(id, syscall);
+    throw new OverlayError('ENOTDIR', syscall, idText(id));
   }
 
   /** Layer and node of any id (directory or not) whose topmost layer alone answers the call. */
   private top(id: bigint, syscall: string): { layer: Layer<unknown>; node: unknown } {
     const stack = this.dirs.get(id);
     if (stack !== undefined) return { layer: this.layers[stack[0]!]!, node: this.node(stack[0]!, stack[1]!) };
-    const leaf = this.leaf(id, syscall);
-    if (isDir(leaf.attr)) throw new OverlayError('ESTALE', syscall, idText(id));
-    return leaf;
+    return this.leaf(id, syscall);
   }
 
-  /** Resolve an id from its bits alone: fine for non-directories, in any instance. */
+  /** Resolve a non-directory id from its bits alone, in any instance. */
   private leaf(id: bigint, syscall: string): { layer: Layer<unknown>; node: unknown; attr: NodeAttr } {
     const where = unpackId(id, this.layers.length);
     if (where === undefined) throw new OverlayError('ESTALE', syscall, idText(id));

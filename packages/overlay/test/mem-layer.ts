@@ -46,6 +46,8 @@ export function xattrs(o: Record<string, string>): Map<string, Buffer> {
 export class MemLayer implements Layer<MemNode> {
   readonly calls = { readdir: 0, lookup: 0, fromKey: 0 };
   private readonly byKey = new Map<number, MemNode>();
+  private readonly indexes = new Map<MemNode, Map<string, MemNode>>();
+  private readonly sorted = new Map<MemNode, LayerDirEntry<MemNode>[]>();
 
   constructor(private readonly rootNode: MemNode) {
     const index = (n: MemNode): void => {
@@ -60,7 +62,15 @@ export class MemLayer implements Layer<MemNode> {
   }
   lookup(d: MemNode, name: Buffer): MemNode | undefined {
     this.calls.lookup++;
-    return d.entries?.find((e) => e.name.equals(name))?.node;
+    if (!d.entries) return undefined;
+    // First entry of a name wins, like find() would; a Map keeps benchmarks about the overlay.
+    let index = this.indexes.get(d);
+    if (!index) {
+      index = new Map();
+      for (const e of d.entries) if (!index.has(e.name.toString('latin1'))) index.set(e.name.toString('latin1'), e.node);
+      this.indexes.set(d, index);
+    }
+    return index.get(name.toString('latin1'));
   }
   getattr(n: MemNode): NodeAttr {
     const size = n.data?.length ?? n.target?.length ?? (n.entries ? 4096 : 0);
@@ -78,7 +88,12 @@ export class MemLayer implements Layer<MemNode> {
   readdir(d: MemNode): LayerDirEntry<MemNode>[] {
     this.calls.readdir++;
     if (!d.entries) throw new Error('not a directory');
-    return [...d.entries].sort((a, b) => Buffer.compare(a.name, b.name));
+    let list = this.sorted.get(d);
+    if (!list) {
+      list = [...d.entries].sort((a, b) => Buffer.compare(a.name, b.name));
+      this.sorted.set(d, list);
+    }
+    return list;
   }
   readlink(n: MemNode): Buffer {
     if (!n.target) throw new Error('not a symlink');
