@@ -16,19 +16,19 @@ import { MAX_LAYERS, packId, unpackId } from './node-id.js';
 import { lookupChild, mergeListing, type DirStack, type MergeContext, type MergedChild } from './merge.js';
 import type { Layer, NodeAttr } from './layer.js';
 
-/** Attributes of one merged entry, as lstat(2) on the overlay would report them. */
+/** Attributes of one merged entry, as lstat(2) on the overlay would report them. Frozen. */
 export interface OverlayAttr {
   /** Our inode number: the node id itself, so hard links agree and distinct entries differ. */
-  ino: bigint;
-  mode: number;
+  readonly ino: bigint;
+  readonly mode: number;
   /** The layer's count; 1 for a directory merged from several layers (as the kernel reports). */
-  nlink: number;
-  uid: number;
-  gid: number;
-  size: number;
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
   /** Seconds since the epoch. */
-  mtime: number;
-  rdev: number;
+  readonly mtime: number;
+  readonly rdev: number;
 }
 
 export interface OverlayDirEntry {
@@ -131,6 +131,9 @@ export class Overlay {
       const stacks: (DirStack | undefined)[] = [];
       let cost = ENTRY_OVERHEAD;
       for (const c of children) {
+        // Own copy of the name: a layer's name may be a view into a whole metadata block, which
+        // the cache would otherwise keep alive beyond its byte budget.
+        c.name = Buffer.from(c.name);
         entries.push(this.entryOf(c));
         stacks.push(c.stack);
         cost += ENTRY_OVERHEAD + c.name.length + (c.stack === undefined ? 0 : 16 + 8 * c.stack.length);
@@ -234,7 +237,8 @@ export class Overlay {
   private entryOf(c: MergedChild): OverlayDirEntry {
     const layer = this.layers[c.layerIndex]!;
     const id = packId(c.layerIndex, layer.key(c.node));
-    return { name: c.name, id, attr: toAttr(id, c.attr, c.stack !== undefined && c.stack.length > 2) };
+    // Frozen: listings are cached and handed out again, a caller's change must not stick.
+    return Object.freeze({ name: c.name, id, attr: toAttr(id, c.attr, c.stack !== undefined && c.stack.length > 2) });
   }
 
   /** A lookup result, with its stack recorded so the id resolves later. */
@@ -281,7 +285,7 @@ export class Overlay {
 }
 
 function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
-  return {
+  return Object.freeze({
     ino: id,
     mode: a.mode,
     // The kernel does not count subdirectories across layers: a merged directory says 1,
@@ -292,7 +296,7 @@ function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
     size: a.size,
     mtime: a.mtime,
     rdev: a.rdev,
-  };
+  });
 }
 
 function idText(id: bigint): string {
