@@ -176,9 +176,16 @@ describe('source tree', () => {
     assert.equal(await hashFile(probe), out);
   });
 
-  test('is deterministic: a second generation snapshots identically', async (t) => {
+  test('is deterministic: a second generation (other umask, no medium files) snapshots identically', async (t) => {
     const stack = useCleanup(t);
-    const again = await generateTree(join(makeTempDir('lib-src2', stack), 'tree'), { medium: false });
+    // A different umask must not change anything: every mode is set explicitly.
+    const oldUmask = process.umask(0o077);
+    let again: TreeInfo;
+    try {
+      again = await generateTree(join(makeTempDir('lib-src2', stack), 'tree'), { medium: false });
+    } finally {
+      process.umask(oldUmask);
+    }
     const s2 = await snapshotDir(again.root);
     const withoutMedium = (k: string): boolean => k === tree.paths.compressible20M || k === tree.paths.sparse100M;
     assert.deepEqual(compareSnapshots(source, s2, { ignorePaths: withoutMedium }), []);
@@ -212,6 +219,32 @@ describe('images', () => {
       assert.notEqual(dirSize(source), dirSize(mounted));
     });
   }
+});
+
+describe('variant facts', () => {
+  test('-no-xattrs: the kernel answers EOPNOTSUPP, read as no xattrs; lzma: unsquashfs only', async (t) => {
+    const stack = useCleanup(t);
+    const src = join(makeTempDir('lib-tiny', stack), 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'f'), 'tiny\n');
+    await run(['setfattr', '-n', 'user.x', '-v', 'y', join(src, 'f')]);
+    const tiny = await snapshotDir(src);
+
+    const noX = variantByName('gzip-no-xattrs');
+    const img = await imageCache.get(src, noX);
+    const mounted = await withLoopMount(img.file, (mnt) => snapshotDir(mnt));
+    assert.deepEqual(compareSnapshots(expectedFromSource(tiny, noX), mounted), []);
+    assert.deepEqual(compareSnapshots(tiny, mounted), ['/f: xattr user.x expected 0x79, got (absent)']);
+
+    const lzma = variantByName('lzma-128K');
+    assert.equal(lzma.kernelMountable, false);
+    const limg = await imageCache.get(src, lzma);
+    await assert.rejects(withLoopMount(limg.file, () => undefined), /mount/);
+    const out = join(makeTempDir('lib-tiny-out', stack), 'out');
+    await unsquashfsTo(limg.file, out);
+    assert.deepEqual(compareSnapshots(tiny, await snapshotDir(out)), []);
+    assertNoLeftovers();
+  });
 });
 
 describe('compareSnapshots', () => {

@@ -107,6 +107,8 @@ export async function snapshotDir(root: string, opts: SnapshotOptions = {}): Pro
   const abs = resolve(root);
   const rootBytes = Buffer.from(abs, 'utf8');
   const xattrsP = opts.xattrs === false ? Promise.resolve(new Map<string, XattrMap>()) : dumpXattrs(abs);
+  // Awaited below; this only keeps a getfattr failure from being "unhandled" if the walk throws first.
+  xattrsP.catch(() => undefined);
   const snap: Snapshot = new Map();
   const inodes = new Map<string, string[]>();
   const queue: string[] = ['/'];

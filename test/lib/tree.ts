@@ -163,6 +163,7 @@ class Builder {
     } finally {
       closeSync(fd);
     }
+    chmodSync(this.abs(rel), 0o644);
     this.apparentBytes += size;
     return this.note(rel);
   }
@@ -174,8 +175,10 @@ class Builder {
     linkSync(this.abs(existing), this.abs(rel));
     return this.note(rel);
   }
-  async special(rel: string, argv: (abs: string) => string[]): Promise<string> {
+  /** A fifo or device node via the real tools; mode set explicitly so the umask does not matter. */
+  async special(rel: string, mode: number, argv: (abs: string) => string[]): Promise<string> {
     await run(argv(this.abs(rel).toString('utf8')));
+    chmodSync(this.abs(rel), mode);
     return this.note(rel);
   }
   xattr(rel: string | Buffer, name: string, value: Buffer | string): void {
@@ -201,6 +204,7 @@ async function makeSocket(path: string): Promise<void> {
   linkSync(path, keep);
   await new Promise<void>((res) => server.close(() => res()));
   renameSync(keep, path);
+  chmodSync(path, 0o755); // bind() applied the umask
   if (!lstatSync(path).isSocket()) throw new TreeGenerationError(`${path} is not a socket after bind`);
 }
 
@@ -213,6 +217,7 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   const medium = opts.medium ?? true;
   mkdirSync(dir, { recursive: true });
   if (readdirSync(dir).length > 0) throw new TreeGenerationError(`${dir} is not empty`);
+  chmodSync(dir, 0o755);
   const b = new Builder(dir);
   let seed = 1000;
 
@@ -336,19 +341,19 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
 
   // ---- special files -----------------------------------------------------------------------
   b.dir('special');
-  const fifo = await b.special('special/fifo', (p) => ['mkfifo', '-m', '0640', p]);
+  const fifo = await b.special('special/fifo', 0o640, (p) => ['mkfifo', p]);
   await makeSocket(b.abs('special/socket').toString('utf8'));
   const socket = b.note('special/socket');
   const charDevices = [
-    await b.special('special/char-1-3', (p) => ['mknod', '-m', '0666', p, 'c', '1', '3']),
+    await b.special('special/char-1-3', 0o666, (p) => ['mknod', p, 'c', '1', '3']),
     // 0:0 is what overlayfs uses as a whiteout.
-    await b.special('special/char-0-0', (p) => ['mknod', '-m', '0600', p, 'c', '0', '0']),
+    await b.special('special/char-0-0', 0o600, (p) => ['mknod', p, 'c', '0', '0']),
     // Largest device number the squashfs (old-style 32-bit) encoding holds: 12-bit major, 20-bit minor.
-    await b.special('special/char-4095-1048575', (p) => ['mknod', p, 'c', '4095', '1048575']),
+    await b.special('special/char-4095-1048575', 0o620, (p) => ['mknod', p, 'c', '4095', '1048575']),
   ];
   const blockDevices = [
-    await b.special('special/block-7-200', (p) => ['mknod', '-m', '0660', p, 'b', '7', '200']),
-    await b.special('special/block-259-300000', (p) => ['mknod', p, 'b', '259', '300000']),
+    await b.special('special/block-7-200', 0o660, (p) => ['mknod', p, 'b', '7', '200']),
+    await b.special('special/block-259-300000', 0o640, (p) => ['mknod', p, 'b', '259', '300000']),
   ];
   b.xattr('special/fifo', 'trusted.fifo', 'on a fifo');
 
@@ -385,7 +390,7 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   lchownSync(b.abs('owners/dir-1000'), 1000, 1000);
   owners.push(b.symlink('owners/link-1000-2000', 'u1000-g1000'));
   lchownSync(b.abs('owners/link-1000-2000'), 1000, 2000);
-  owners.push(await b.special('owners/fifo-65534', (p) => ['mkfifo', p]));
+  owners.push(await b.special('owners/fifo-65534', 0o664, (p) => ['mkfifo', p]));
   lchownSync(b.abs('owners/fifo-65534'), 65534, 65534);
 
   // ---- xattrs ------------------------------------------------------------------------------
