@@ -150,13 +150,18 @@ function makeNode(inode: Inode, tmp: string, target: Buffer): boolean {
 }
 
 async function makeSocket(tmp: string, target: Buffer): Promise<void> {
-  // bind(2) on a unix socket creates the socket file; closing leaves it in place.
+  // bind(2) on a unix socket creates the socket file. Node unlinks it when the server closes,
+  // so keep a second link to it made before closing.
+  const keep = `${tmp}.keep`;
   await new Promise<void>((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(tmp, () => server.close(() => resolve()));
+    server.listen(tmp, () => {
+      linkSync(tmp, keep);
+      server.close(() => resolve());
+    });
   });
-  renameSync(tmp, target);
+  renameSync(keep, target);
 }
 
 function finish(inode: Inode, target: Buffer, owners: boolean): void {
