@@ -1,5 +1,5 @@
-import { BlockHasher } from './block-hasher.js';
 import { readSync } from 'node:fs';
+import { BlockHasher } from './block-hasher.js';
 import { FileByteSource, checkReadRange, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
 import { SUPERBLOCK_SIZE, type TreeGeometry } from './geometry.js';
@@ -64,11 +64,14 @@ export class VerifiedSource implements ByteSource {
     const spec = { algorithm: g.algorithm, hashType: g.hashType, salt };
     this.dataHasher = new BlockHasher(spec, g.dataBlockSize);
     this.hashHasher = new BlockHasher(spec, g.hashBlockSize);
-    const hashCacheBytes = options.hashCacheBytes ?? 4 * 1024 * 1024;
+    // Caller-tunable sizes: anything but a non-negative integer falls back to the default,
+    // so a NaN can never turn a bounded cache into an unbounded one.
+    const count = (v: number | undefined, fallback: number): number => (v !== undefined && Number.isSafeInteger(v) && v >= 0 ? v : fallback);
+    const hashCacheBytes = count(options.hashCacheBytes, 4 * 1024 * 1024);
     // Keep at least one block per level so a descent never evicts the block it is about to use.
     this.hashCache = new LruMap(Math.max(g.levels, Math.floor(hashCacheBytes / g.hashBlockSize)));
-    this.dataCache = new LruMap(Math.max(0, options.dataCacheBlocks ?? 16));
-    this.maxRun = Math.max(1, options.maxRunBlocks ?? 256);
+    this.dataCache = new LruMap(count(options.dataCacheBlocks, 16));
+    this.maxRun = Math.max(1, count(options.maxRunBlocks, 256));
     this.spans = [];
     for (let i = 0; i <= g.levels; i++) this.spans.push(g.hashesPerBlock ** i);
 

@@ -73,7 +73,8 @@ class FullCheck {
   report(err: VerityError): void {
     if (!this.options.collect) throw err;
     this.errors.push(err);
-    if (this.errors.length >= (this.options.maxErrors ?? 100)) throw new EnoughErrors();
+    const max = this.options.maxErrors;
+    if (this.errors.length >= (max !== undefined && Number.isSafeInteger(max) && max > 0 ? max : 100)) throw new EnoughErrors();
   }
 
   progress(bytes: number): void {
