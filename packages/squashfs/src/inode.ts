@@ -107,6 +107,8 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
   const type = h.readUInt16LE(0) as InodeType;
   if (type < 1 || type > 14) throw new CorruptImageError(`inode type ${type} is invalid`, at);
   const basic = type > 7 ? type - 7 : type;
+  // Plain field copies instead of object spreads: the spread made inode decoding the hottest
+  // function of a 20,000-entry listing (measured with --cpu-prof).
   const common: InodeCommon = {
     ref,
     type,
@@ -158,8 +160,10 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     }
     case InodeType.LFile: {
       const b = meta.read(pos, 40);
+      common.nlink = b.readUInt32LE(24);
+      common.xattrIndex = b.readUInt32LE(36);
       const inode = fileInode(
-        { ...common, nlink: b.readUInt32LE(24), xattrIndex: b.readUInt32LE(36) },
+        common,
         safeU64(b, 0, at, 'start_block'),
         safeU64(b, 8, at, 'file_size'),
         safeU64(b, 16, at, 'sparse'),
@@ -238,15 +242,14 @@ function fileInode(
   if (fragment !== NO_FRAGMENT && fragmentOffset >= ctx.blockSize) {
     throw new CorruptImageError(`fragment offset ${fragmentOffset} is past the block size`, at);
   }
-  return {
-    ...common,
-    kind: 'file',
-    startBlock,
-    fileSize,
-    sparse,
-    fragment,
-    fragmentOffset,
-    blockCount,
-    blockListPos: { ...pos },
-  };
+  const inode = common as FileInode;
+  inode.kind = 'file';
+  inode.startBlock = startBlock;
+  inode.fileSize = fileSize;
+  inode.sparse = sparse;
+  inode.fragment = fragment;
+  inode.fragmentOffset = fragmentOffset;
+  inode.blockCount = blockCount;
+  inode.blockListPos = { block: pos.block, offset: pos.offset };
+  return inode;
 }

@@ -99,7 +99,16 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
           for (const e of guard(() => [...walkTree(fs, start)], start)) all.push(entryJson(e));
           await write(process.stdout, JSON.stringify(all, null, 1) + '\n');
         } else {
-          for (const e of walkTree(fs, start)) await write(process.stdout, (values.long ? longLine(e) : e.path) + '\n');
+          // Lines are gathered into 64 KiB writes: one write per entry cost more than the walk.
+          let chunk = '';
+          for (const e of walkTree(fs, start)) {
+            chunk += (values.long ? longLine(e) : e.path) + '\n';
+            if (chunk.length >= 65536) {
+              await write(process.stdout, chunk);
+              chunk = '';
+            }
+          }
+          if (chunk !== '') await write(process.stdout, chunk);
         }
       } finally {
         fs.close();
