@@ -72,6 +72,10 @@ export interface FileSystem {
    * buffer only has to stay valid until the reply is written, which happens before the next
    * call on the same thread: reusing one buffer per instance is allowed (and much cheaper
    * than fresh 1 MiB allocations).
+   *
+   * With read workers this runs in another thread, on another instance built from the same
+   * {module, options}: it must be answerable from (node, fh) alone, using no state that
+   * open/lookup created in the session thread (encode what read needs into `fh`).
    */
   read(node: bigint, fh: bigint, offset: number, size: number): Buffer;
   release?(node: bigint, fh: bigint): void;

@@ -13,7 +13,7 @@ export {
   type Statfs,
 } from './filesystem.js';
 export { DEFAULT_DEVICE, inUserNamespace, openFuseDevice } from './device.js';
-export { checkMountpoint, cleanupDeadMount, isDeadMount, mountArgv, unmountFuse } from './mount.js';
+export { checkMountpoint, cleanupDeadMount, isDeadMount, mountArgv, setReadAhead, unmountFuse } from './mount.js';
 export { findMount, type MountInfo, parseMountinfo, readMountinfo } from './mountinfo.js';
 export { type CloseInfo, DEFAULT_READ_WORKERS, FuseServer, type FuseServerOptions, type FuseTimeouts } from './server.js';
 export { DEFAULT_SESSION_CONFIG, type NegotiatedInit, type ReaddirplusMode, Session, type SessionConfig } from './session.js';

@@ -4,7 +4,7 @@
  * descriptor as its fd 3 and the kernel resolves "fd=3" in mount(8)'s own fd table.
  */
 import { spawn } from 'node:child_process';
-import { realpathSync, statfsSync, statSync } from 'node:fs';
+import { realpathSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { inUserNamespace } from './device.js';
@@ -183,4 +183,20 @@ export async function cleanupDeadMount(mountpoint: string): Promise<boolean> {
   if (!(await isDeadMount(abs))) return false;
   await unmountFuse(abs, { lazy: true });
   return true;
+}
+
+/**
+ * Sets the kernel readahead of a mount's backing device info (/sys/class/bdi/<dev>/read_ahead_kb).
+ * FUSE mounts start at 128 KiB, so buffered reads arrive as 128 KiB READs; larger readahead
+ * means fewer, larger requests. Only host root may write there: returns false otherwise.
+ */
+export function setReadAhead(mountpoint: string, kib: number): boolean {
+  const m = findMount(mountpoint);
+  if (!m) return false;
+  try {
+    writeFileSync(`/sys/class/bdi/${m.major}:${m.minor}/read_ahead_kb`, String(kib));
+    return true;
+  } catch {
+    return false;
+  }
 }

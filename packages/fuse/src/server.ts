@@ -17,7 +17,7 @@ import { FileSystemLoadError, FuseError } from './errors.js';
 import { type FileSystem, type FileSystemModule, isFileSystemModule } from './filesystem.js';
 import { moduleUrl } from './fs-module.js';
 import { describeError, fdLogger, type Log } from './log.js';
-import { checkMountpoint, mountFuse, unmountFuse } from './mount.js';
+import { checkMountpoint, mountFuse, setReadAhead, unmountFuse } from './mount.js';
 import { findMount } from './mountinfo.js';
 import { ReadQueue } from './read-queue.js';
 import { deviceWriter, type LoopEnd, runCallbackLoop } from './request-loop.js';
@@ -73,6 +73,11 @@ export interface FuseServerOptions {
   unmountOnSignals?: NodeJS.Signals[];
   /** How long to wait for the kernel's INIT after mount(8) succeeded (default 10 s). */
   initTimeoutMs?: number;
+  /**
+   * Kernel readahead for this mount in KiB (default 1024, matching 1 MiB requests; the kernel
+   * default is 128). Needs host root; silently kept at the kernel's value elsewhere. 0 = leave.
+   */
+  readAheadKiB?: number;
 }
 
 export interface CloseInfo {
@@ -153,6 +158,9 @@ export class FuseServer {
     const config = buildConfig(options);
     const workerMode = isFileSystemModule(options.fs);
     const readWorkers = options.readWorkers ?? (workerMode ? DEFAULT_READ_WORKERS : 0);
+    if (options.readAheadKiB !== undefined && (!Number.isInteger(options.readAheadKiB) || options.readAheadKiB < 0)) {
+      throw new RangeError(`readAheadKiB must be an integer >= 0, got ${options.readAheadKiB}`);
+    }
     if (!Number.isInteger(readWorkers) || readWorkers < 0 || readWorkers > MAX_READ_WORKERS) {
       throw new RangeError(`readWorkers must be an integer in 0..${MAX_READ_WORKERS}, got ${readWorkers}`);
     }
@@ -182,6 +190,10 @@ export class FuseServer {
     } catch (err) {
       server.finish({ reason: 'failed', detail: `start-up failed: ${(err as Error).message}` });
       throw err;
+    }
+    const readAhead = options.readAheadKiB ?? 1024;
+    if (readAhead > 0 && !setReadAhead(mountpoint, readAhead) && config.debug) {
+      server.log(`could not set read_ahead_kb (not host root?); kernel default kept`);
     }
     server.started = true;
     server.installHooks(options.unmountOnSignals ?? [], workerMode);

@@ -56,40 +56,55 @@ function sh(script: string): Promise<{ out: string; seconds: number }> {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function withMount<T>(readWorkers: number, fn: (mp: string) => Promise<T>): Promise<T> {
+/** Server-side cost of the measured part: CPU seconds (all threads) and minor page faults. */
+const cost = new Map<string, { cpu: number; faults: number; n: number }>();
+
+async function withMount<T>(readWorkers: number, fn: (mp: string) => Promise<T>, label = ''): Promise<T> {
   const dir = makeTempDir('atomfs-fuse-bench-');
   const mp = join(dir, 'mnt');
   mkdirSync(mp);
   const server = await FuseServer.mount({ mountpoint: mp, fs: { module: MEMFS_MODULE, options }, readWorkers, readdirplus: values.readdirplus as ReaddirplusMode });
+  const before = process.resourceUsage();
   try {
     return await fn(mp);
   } finally {
+    const after = process.resourceUsage();
+    const key = `${label} rw${readWorkers}`;
+    const c = cost.get(key) ?? { cpu: 0, faults: 0, n: 0 };
+    c.cpu += (after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime) / 1e6;
+    c.faults += after.minorPageFault - before.minorPageFault;
+    c.n++;
+    cost.set(key, c);
     await server.unmount();
     await removeTempDir(dir);
   }
 }
 
 const bytes = sizeMiB * MiB;
-const results: string[] = [];
 console.log(`bench: ${sizeMiB} MiB ${values.content} file, ${Number(values.dirs) * Number(values['files-per-dir'])} small files, readdirplus ${values.readdirplus}, ${runs} runs, load ${(await sh('cat /proc/loadavg')).out.trim()}`);
-for (const w of values.workers.split(',').map(Number)) {
-  const dd: number[] = [];
-  const direct: number[] = [];
-  const stat: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    dd.push(await withMount(w, async (mp) => bytes / 1e6 / (await sh(`dd if=${mp}/big of=/dev/null bs=1M status=none`)).seconds));
-    direct.push(
+// Round-robin over the settings within each run, so that load changes on a shared machine
+// hit every setting alike.
+const settings = values.workers.split(',').map(Number);
+const dd = new Map<number, number[]>(settings.map((w) => [w, []]));
+const direct = new Map<number, number[]>(settings.map((w) => [w, []]));
+const stat = new Map<number, number[]>(settings.map((w) => [w, []]));
+for (let r = 0; r < runs; r++) {
+  for (const w of settings) {
+    dd.get(w)!.push(await withMount(w, async (mp) => bytes / 1e6 / (await sh(`dd if=${mp}/big of=/dev/null bs=1M status=none`)).seconds, 'dd'));
+    direct.get(w)!.push(
       await withMount(w, async (mp) => {
         // 4 readers, each a quarter of the file, O_DIRECT: no page cache, no readahead.
         const q = sizeMiB / 4;
         const parts = [0, 1, 2, 3].map((i) => `dd if=${mp}/big of=/dev/null bs=1M iflag=direct skip=${i * q} count=${q} status=none &`).join(' ');
         return bytes / 1e6 / (await sh(`${parts} wait`)).seconds;
-      }),
+      }, 'direct'),
     );
-    stat.push(await withMount(w, async (mp) => (await sh(`cd ${mp} && find small -type f -print0 | xargs -0 stat > /dev/null`)).seconds));
+    stat.get(w)!.push(await withMount(w, async (mp) => (await sh(`cd ${mp} && find small -type f -print0 | xargs -0 stat > /dev/null`)).seconds, 'stat'));
   }
-  const line = `readWorkers ${w}: dd bs=1M ${median(dd).toFixed(0)} MB/s [${dd.map((x) => x.toFixed(0)).join(' ')}]; O_DIRECT x4 ${median(direct).toFixed(0)} MB/s [${direct.map((x) => x.toFixed(0)).join(' ')}]; find+stat ${median(stat).toFixed(2)} s [${stat.map((x) => x.toFixed(2)).join(' ')}]`;
-  console.log(line);
-  results.push(line);
 }
+const fmt = (xs: number[], digits: number): string => `${median(xs).toFixed(digits)} [${xs.map((x) => x.toFixed(digits)).join(' ')}]`;
+for (const w of settings) {
+  console.log(`readWorkers ${w}: dd bs=1M MB/s ${fmt(dd.get(w)!, 0)}; O_DIRECT x4 MB/s ${fmt(direct.get(w)!, 0)}; find+stat s ${fmt(stat.get(w)!, 2)}`);
+}
+for (const [key, c] of cost) console.log(`server cost ${key}: ${(c.cpu / c.n).toFixed(2)} CPU s, ${Math.round(c.faults / c.n)} minor faults per run`);
 console.log(`load after: ${(await sh('cat /proc/loadavg')).out.trim()}`);

@@ -217,6 +217,11 @@ function inProcessSuite(title: string, opts: { readWorkers: number; readdirplus:
       assert.ok(st.failures >= 1, 'the crash file counted as a failure');
     });
 
+    it('raises the readahead of its mount to 1 MiB, so buffered reads come as big READs', () => {
+      const m = findMount(mp)!;
+      assert.equal(readFileSync(`/sys/class/bdi/${m.major}:${m.minor}/read_ahead_kb`, 'utf8').trim(), '1024');
+    });
+
     if (!opts.zeroTimeouts) {
       it('gets FORGETs when the kernel drops its inodes', async () => {
         writeFileSync('/proc/sys/vm/drop_caches', '2');

@@ -325,6 +325,15 @@ describe('requests', () => {
     assert.equal(h.session.isEnded, false);
   });
 
+  it('logs every request and reply in debug mode', () => {
+    const h = new Harness({ debug: true });
+    h.lookup(1n, 'one');
+    assert.ok(h.logs.some((l) => /^<- LOOKUP unique \d+ node 1 /.test(l)), h.logs.join('\n'));
+    assert.ok(h.logs.some((l) => /^-> LOOKUP unique \d+ ok 128 bytes/.test(l)), h.logs.join('\n'));
+    assert.ok(h.logs.some((l) => l.startsWith('INIT kernel 7.45 offers ')));
+    assert.equal(new Harness().logs.length, 0, 'quiet by default');
+  });
+
   it('ignores replies to interrupted requests (ENOENT) and stops on ENODEV', () => {
     const h = new Harness();
     h.writeError = 'ENOENT';
