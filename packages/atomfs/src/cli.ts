@@ -1,3 +1,4 @@
+import { imageReadCommand, mountCommand, MOUNT_HELP, serveCommand, umountCommand, UMOUNT_HELP, verifyCommand, VERIFY_HELP } from './commands/image.js';
 import { sqfsCommand, SQFS_HELP } from './commands/sqfs.js';
 import { CommandError, UsageError } from './errors.js';
 
@@ -6,8 +7,16 @@ export const HELP = `Usage: atomfs [--debug] <command> [options] ...
 Mount and read OCI images made of squashfs layers with dm-verity data (as stacker builds them).
 
 Commands:
+  mount    mount an OCI image: atomfs mount [--writeable] [--persist DIR] [--allow-missing-verity]
+           [--metadir DIR] [--backend auto|kernel|fuse] OCIDIR:TAG TARGET
+  umount   unmount it: atomfs umount [--metadir DIR] TARGET
+  verify   check every block of every layer against dm-verity: atomfs verify TARGET|OCIDIR:TAG
+  ls       list the merged image without mounting: atomfs ls OCIDIR:TAG [PATH]
+  cat      print a file of the merged image: atomfs cat OCIDIR:TAG PATH
   sqfs     read or mount a single squashfs image (ls, cat, extract, info, mount, umount)
   help     show this help
+
+'atomfs <command> --help' tells more.
 
 Global options:
   --debug        more output on stderr
@@ -37,6 +46,18 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'sqfs':
         return await sqfsCommand(rest, debug);
+      case 'mount':
+        return await mountCommand(rest, debug);
+      case 'umount':
+      case 'unmount':
+        return await umountCommand(rest, debug);
+      case 'verify':
+        return await verifyCommand(rest);
+      case 'ls':
+      case 'cat':
+        return await imageReadCommand(cmd, rest);
+      case '__serve':
+        return await serveCommand(rest);
       case undefined:
       case 'help':
       case 'h':
@@ -47,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`Incorrect Usage: ${err.message}\n${cmd === 'sqfs' ? SQFS_HELP : HELP}\n`);
+      const help = { sqfs: SQFS_HELP, mount: MOUNT_HELP, umount: UMOUNT_HELP, verify: VERIFY_HELP }[cmd ?? ''] ?? HELP;
+      process.stderr.write(`Incorrect Usage: ${err.message}\n${help}\n`);
       return 1;
     }
     if (err instanceof CommandError || !debug) {

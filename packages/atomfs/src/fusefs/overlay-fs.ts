@@ -1,0 +1,158 @@
+import { Errno, FuseErrno, ROOT_ID, type Attr, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
+import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
+import type { SquashFS } from '@atomfs/squashfs';
+import { openLayer, type LayerSpec } from '../layers/open-layer.js';
+import { SquashfsLayer } from '../layers/squashfs-layer.js';
+
+/** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
+export interface OverlayFsOptions {
+  /** Top layer first. */
+  layers: LayerSpec[];
+}
+
+const DT_DIR = 0o040000;
+
+/**
+ * The merged view of an image's layers served over FUSE. Overlay ids are used as FUSE node ids
+ * (the overlay never hands out 0 or 1, so its root becomes FUSE's 1). A file's id is also its
+ * file handle: any read worker can read a file from the id alone.
+ */
+export class OverlayFs implements FileSystem {
+  readonly immutable = true;
+  private readonly overlay: Overlay;
+  private readonly rootId: bigint;
+  private readonly blksize: number;
+
+  constructor(private readonly images: SquashFS[]) {
+    this.overlay = new Overlay(images.map((i) => new SquashfsLayer(i)));
+    this.rootId = this.overlay.rootId;
+    this.blksize = images[0]?.superblock.blockSize ?? 4096;
+  }
+
+  private toOverlay(node: bigint): bigint {
+    return node === ROOT_ID ? this.rootId : node;
+  }
+  private toFuse(id: bigint): bigint {
+    return id === this.rootId ? ROOT_ID : id;
+  }
+
+  private attr(a: OverlayAttr): Attr {
+    return {
+      ino: a.ino,
+      size: a.size,
+      blocks: Math.ceil(a.size / 512),
+      atime: a.mtime,
+      mtime: a.mtime,
+      ctime: a.mtime,
+      atimensec: 0,
+      mtimensec: 0,
+      ctimensec: 0,
+      mode: a.mode,
+      nlink: a.nlink,
+      uid: a.uid,
+      gid: a.gid,
+      rdev: a.rdev,
+      blksize: this.blksize,
+    };
+  }
+
+  /** Overlay errors carry their errno; everything else (corrupt image, verity mismatch) is EIO. */
+  private call<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof OverlayError) throw new FuseErrno(err.errno);
+      throw err;
+    }
+  }
+
+  lookup(parent: bigint, name: Buffer): Entry | undefined {
+    return this.call(() => {
+      const e = this.overlay.lookup(this.toOverlay(parent), name);
+      return e === undefined ? undefined : { nodeid: this.toFuse(e.id), attr: this.attr(e.attr) };
+    });
+  }
+
+  forget(node: bigint): void {
+    if (node !== ROOT_ID) this.overlay.forget(node);
+  }
+
+  getattr(node: bigint): Attr {
+    return this.call(() => this.attr(this.overlay.getattr(this.toOverlay(node))));
+  }
+
+  readlink(node: bigint): Buffer {
+    return this.call(() => this.overlay.readlink(this.toOverlay(node)));
+  }
+
+  open(node: bigint): OpenResult {
+    return this.call(() => {
+      const a = this.overlay.getattr(this.toOverlay(node));
+      if ((a.mode & 0o170000) === DT_DIR) throw new FuseErrno(Errno.EISDIR);
+      return { fh: this.toOverlay(node), keepCache: true };
+    });
+  }
+
+  read(_node: bigint, fh: bigint, offset: number, size: number): Buffer {
+    return this.call(() => this.overlay.read(fh, offset, size));
+  }
+
+  *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
+    const id = this.toOverlay(node);
+    const { entries, self } = this.call(() => ({ entries: this.overlay.readdir(id), self: this.overlay.getattr(id) }));
+    const start = Number(offset);
+    if (start < 1) yield { name: Buffer.from('.'), cookie: 1n, ino: self.ino, mode: self.mode };
+    // d_ino must not be 0 (glibc skips such entries); the parent's number is not tracked here.
+    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: self.ino, mode: DT_DIR };
+    for (let i = Math.max(0, start - 2); i < entries.length; i++) {
+      const e = entries[i]!;
+      yield {
+        name: e.name,
+        cookie: BigInt(i + 3),
+        ino: e.attr.ino,
+        mode: e.attr.mode,
+        ...(plus ? { entry: { nodeid: this.toFuse(e.id), attr: this.attr(e.attr) } } : {}),
+      };
+    }
+  }
+
+  statfs(): Statfs {
+    let blocks = 0;
+    let files = 0;
+    for (const i of this.images) {
+      const s = i.statfs();
+      blocks += Math.ceil((s.blocks * s.blockSize) / this.blksize);
+      files += s.files;
+    }
+    return { blocks, bfree: 0, bavail: 0, files, ffree: 0, bsize: this.blksize, namelen: 255, frsize: this.blksize };
+  }
+
+  getxattr(node: bigint, name: Buffer): Buffer | undefined {
+    return this.call(() => this.overlay.getxattr(this.toOverlay(node), name));
+  }
+
+  listxattr(node: bigint): Buffer[] {
+    return this.call(() => this.overlay.listxattr(this.toOverlay(node)));
+  }
+
+  close(): void {
+    for (const i of this.images) i.close();
+  }
+}
+
+/** Open every layer (verified where it has a root hash) and build the merged filesystem. */
+export function openOverlayFs(layers: LayerSpec[]): OverlayFs {
+  const images: SquashFS[] = [];
+  try {
+    for (const l of layers) images.push(openLayer(l));
+  } catch (err) {
+    for (const i of images) i.close();
+    throw err;
+  }
+  return new OverlayFs(images);
+}
+
+/** Entry point for FUSE worker threads (see @atomfs/fuse FileSystemModule). */
+export function createFileSystem(options: unknown): FileSystem {
+  return openOverlayFs((options as OverlayFsOptions).layers);
+}

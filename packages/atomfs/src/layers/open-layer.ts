@@ -1,0 +1,64 @@
+import { FileSource, SquashFS, SquashfsError } from '@atomfs/squashfs';
+import { openVerified, VerityError } from '@atomfs/verity';
+
+/** One layer of an image as the mount logic needs it: the blob file and its trusted root hash. */
+export interface LayerSpec {
+  /** Absolute path of the layer blob (squashfs + appended verity data). */
+  path: string;
+  /** "sha256:<hex>", names the layer in messages. */
+  digest: string;
+  /** Lowercase hex root hash from the manifest annotation; absent ⇒ the layer is served unchecked. */
+  rootHash?: string;
+}
+
+/** A layer that cannot be opened: the message names the layer and what is wrong. */
+export class LayerOpenError extends Error {
+  override name = 'LayerOpenError';
+}
+
+const VERITY_ALIGN = 4096;
+
+/**
+ * Open a layer's squashfs image. With a root hash every byte the reader gets comes through a
+ * VerifiedSource: data blocks are checked against the dm-verity tree before use, so a tampered
+ * blob gives errors, never wrong bytes. The squashfs size that locates the verity superblock is
+ * read unverified, but a wrong value cannot pass: the verity superblock must then sit at the
+ * rounded-up size and cover exactly that many blocks, and block 0 (which holds the size) is
+ * itself verified against the trusted root hash when the reader reads the superblock.
+ */
+export function openLayer(spec: LayerSpec): SquashFS {
+  const file = new FileSource(spec.path);
+  try {
+    if (spec.rootHash === undefined) return new SquashFS(file);
+    if (file.size < 96) throw new LayerOpenError(`layer ${spec.digest}: ${file.size} bytes is too small for a squashfs image`);
+    const bytesUsed = Number(file.read(40, 8).readBigUInt64LE(0));
+    const hashOffset = Math.ceil(bytesUsed / VERITY_ALIGN) * VERITY_ALIGN;
+    if (!Number.isSafeInteger(hashOffset) || hashOffset <= 0 || hashOffset >= file.size) {
+      throw new LayerOpenError(`layer ${spec.digest} has a root hash but no dm-verity data after its squashfs image`);
+    }
+    const verified = openVerified(file, {
+      hashOffset,
+      rootHash: spec.rootHash,
+      label: spec.digest,
+      expectedDataBlocks: hashOffset / VERITY_ALIGN,
+      algorithms: ['sha256'],
+    });
+    return new SquashFS(verified);
+  } catch (err) {
+    file.close();
+    if (err instanceof LayerOpenError) throw err;
+    if (err instanceof VerityError || err instanceof SquashfsError) throw new LayerOpenError(`layer ${spec.digest}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Where the verity superblock of a layer file is (the squashfs size rounded up to 4096). */
+export function hashOffsetOf(path: string): number {
+  const f = new FileSource(path);
+  try {
+    if (f.size < 96) throw new LayerOpenError(`${path}: too small for a squashfs image`);
+    return Math.ceil(Number(f.read(40, 8).readBigUInt64LE(0)) / VERITY_ALIGN) * VERITY_ALIGN;
+  } finally {
+    f.close();
+  }
+}
