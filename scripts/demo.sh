@@ -25,3 +25,19 @@ cat "$mp/etc/os-release"
 echo "== atomfs sqfs umount $mp"
 bin/atomfs sqfs umount "$mp"
 trap 'rm -rf "$out"' EXIT
+
+oci=sample/oci:sample
+rootfs="$out/rootfs-oci"
+mkdir -p "$rootfs"
+echo "== atomfs mount $oci $rootfs   (2 layers, every block checked against dm-verity)"
+bin/atomfs --debug mount "$oci" "$rootfs"
+trap 'bin/atomfs umount "$rootfs" 2>/dev/null; rm -rf "$out"' EXIT
+find "$rootfs" | sort
+echo "-- etc/os-release (from the top layer):"
+cat "$rootfs/etc/os-release"
+echo "== atomfs verify $rootfs"
+bin/atomfs verify "$rootfs"
+echo "== atomfs umount $rootfs"
+bin/atomfs umount "$rootfs"
+trap 'rm -rf "$out"' EXIT
+echo "demo done"
