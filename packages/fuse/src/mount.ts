@@ -112,10 +112,15 @@ export function mountArgv(o: MountCommandOptions): string[] {
   return ['mount', '-i', '-n', '-t', `fuse.${o.subtype}`, '-o', options.join(','), o.fsname, o.mountpoint];
 }
 
+/** Throws RangeError for a subtype or fsname that mount(8) or the kernel would mangle. */
+export function checkMountNames(subtype: string, fsname: string): void {
+  if (!/^[A-Za-z0-9_.+-]+$/.test(subtype)) throw new RangeError(`subtype ${JSON.stringify(subtype)}: use letters, digits, _ . + -`);
+  if (fsname.length === 0 || /[\s,]/.test(fsname)) throw new RangeError(`fsname ${JSON.stringify(fsname)}: must be non-empty, without spaces or commas`);
+}
+
 /** Mounts; resolves once mount(2) succeeded (INIT is answered afterwards by the session). */
 export async function mountFuse(o: MountCommandOptions): Promise<void> {
-  if (!/^[A-Za-z0-9_.+-]+$/.test(o.subtype)) throw new RangeError(`subtype ${JSON.stringify(o.subtype)}: use letters, digits, _ . + -`);
-  if (o.fsname.length === 0 || /[\s,]/.test(o.fsname)) throw new RangeError(`fsname ${JSON.stringify(o.fsname)}: must be non-empty, without spaces or commas`);
+  checkMountNames(o.subtype, o.fsname);
   const argv = mountArgv(o);
   let result: CommandResult;
   try {

@@ -17,7 +17,7 @@ import { FileSystemLoadError, FuseError } from './errors.js';
 import { type FileSystem, type FileSystemModule, isFileSystemModule } from './filesystem.js';
 import { moduleUrl } from './fs-module.js';
 import { describeError, fdLogger, type Log } from './log.js';
-import { checkMountpoint, mountFuse, setReadAhead, unmountFuse } from './mount.js';
+import { checkMountNames, checkMountpoint, mountFuse, setReadAhead, unmountFuse } from './mount.js';
 import { findMount } from './mountinfo.js';
 import { ReadQueue } from './read-queue.js';
 import { deviceWriter, type LoopEnd, runCallbackLoop } from './request-loop.js';
@@ -171,7 +171,9 @@ export class FuseServer {
       throw new RangeError('read workers need the FileSystem as {module, options} (a FileSystem object cannot move between threads)');
     }
     const subtype = options.subtype ?? 'tsfuse';
+    const fsname = options.fsname ?? subtype;
     // Everything that can be checked without side effects comes before opening the device.
+    checkMountNames(subtype, fsname);
     const spec = workerMode ? { module: moduleUrl((options.fs as FileSystemModule).module), options: (options.fs as FileSystemModule).options } : undefined;
     const mountpoint = checkMountpoint(options.mountpoint);
     const fd = openFuseDevice(options.devicePath);
@@ -180,7 +182,7 @@ export class FuseServer {
       fd,
       mountpoint,
       subtype,
-      fsname: options.fsname ?? subtype,
+      fsname,
       allowOther: options.allowOther ?? false,
     };
     const initTimeout = options.initTimeoutMs ?? 10_000;

@@ -27,6 +27,7 @@ import {
   startFixtureServer,
   stopFixtureServer,
 } from './helpers.js';
+import { createFileSystem } from './memfs.js';
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 
@@ -191,10 +192,12 @@ describe('in-process server', () => {
   it('rejects invalid options before touching anything', async () => {
     const mp = join(dir, 'mnt');
     mkdirSync(mp);
-    const bad = [{ readWorkers: -1 }, { readWorkers: 1.5 }, { maxPages: 0 }, { timeouts: { entry: -1 } }, { subtype: 'a b' }];
+    const bad = [{ readWorkers: -1 }, { readWorkers: 1.5 }, { maxPages: 0 }, { timeouts: { entry: -1 } }, { subtype: 'a b' }, { fsname: 'x,y' }, { readAheadKiB: -1 }];
+    // A device path that does not exist: reaching the device check would throw FuseDeviceError.
     for (const o of bad) {
-      await assert.rejects(FuseServer.mount({ mountpoint: mp, fs: { module: MEMFS_MODULE }, ...o }), RangeError, JSON.stringify(o));
+      await assert.rejects(FuseServer.mount({ mountpoint: mp, fs: { module: MEMFS_MODULE }, devicePath: join(dir, 'none'), ...o }), RangeError, JSON.stringify(o));
     }
+    await assert.rejects(FuseServer.mount({ mountpoint: mp, fs: createFileSystem({}), readWorkers: 1 }), /read workers need the FileSystem as \{module, options\}/);
     assert.equal(findMount(mp), undefined);
   });
 });
