@@ -30,6 +30,8 @@ export type Backend = 'kernel' | 'fuse';
 export interface MountStep {
   target: string;
   kind: 'layer' | 'fuse' | 'overlay';
+  /** Layer hex of a kernel dm-verity device this mount uses (closed when its last user goes). */
+  dm?: string;
 }
 
 /**

@@ -3,7 +3,10 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import { join, resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
+import { closeDmLayerIfUnused, openDmLayer } from './dm-verity.js';
 import { startDetached } from './daemon.js';
+import { hashOffsetOf } from './layers/open-layer.js';
+import { readMountinfo } from '@atomfs/fuse';
 import { CommandError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable } from './host.js';
 import type { LayerSpec } from './layers/open-layer.js';
@@ -46,12 +49,11 @@ export function chooseBackend(o: Pick<MountOptions, 'backend' | 'layers' | 'debu
   if (o.backend === 'kernel') {
     if (!hostRoot) throw new CommandError('--backend kernel needs host root (loop devices); use --backend fuse');
     if (hashes && !dm.ok) throw new CommandError(`--backend kernel cannot verify the layers' root hashes: ${dm.why}; use --backend fuse`);
-    if (hashes) throw new CommandError('kernel dm-verity mounts are not implemented yet; use --backend fuse (verifies every block in userspace)');
     return 'kernel';
   }
   if (o.backend === 'fuse') return 'fuse';
-  if (hostRoot && !hashes) return 'kernel';
-  if (hostRoot && hashes) o.debug(`layers carry root hashes; kernel dm-verity: ${dm.ok ? 'available but not implemented yet' : dm.why}; using the FUSE server with userspace verity`);
+  if (hostRoot && (!hashes || dm.ok)) return 'kernel';
+  if (hostRoot) o.debug(`layers carry root hashes but kernel dm-verity is unusable here (${dm.why}): using the FUSE server, which checks every block in userspace`);
   return 'fuse';
 }
 
@@ -111,8 +113,20 @@ export async function mountImage(o: MountOptions): Promise<MountRecord> {
       for (const l of o.layers) {
         const mp = join(metadir, 'mounts', l.hex);
         mkdirSync(mp, { recursive: true });
-        mustRun(['mount', '-t', 'squashfs', '-o', 'ro,loop', l.path, mp], `mounting layer ${l.digest}`);
-        done({ target: mp, kind: 'layer' });
+        if (l.rootHash !== undefined) {
+          // Host root with device-mapper: the kernel verifies (shared "<hex>-verity" device).
+          const { device } = openDmLayer(l.path, l.hex, l.rootHash, hashOffsetOf(l.path));
+          try {
+            mustRun(['mount', '-t', 'squashfs', '-o', 'ro', device, mp], `mounting layer ${l.digest}`);
+          } catch (err) {
+            closeDmLayerIfUnused(l.hex, mountSources());
+            throw err;
+          }
+          done({ target: mp, kind: 'layer', dm: l.hex });
+        } else {
+          mustRun(['mount', '-t', 'squashfs', '-o', 'ro,loop', l.path, mp], `mounting layer ${l.digest}`);
+          done({ target: mp, kind: 'layer' });
+        }
         lowers.push(mp);
       }
       if (lowers.length === 1 && !o.writeable) {
@@ -148,6 +162,10 @@ export async function mountImage(o: MountOptions): Promise<MountRecord> {
   }
 }
 
+function mountSources(): string[] {
+  return readMountinfo().map((m) => m.source);
+}
+
 function writeRecordFile(file: string, value: unknown): void {
   writeFileSync(file, JSON.stringify(value) + '\n', { mode: 0o600 });
 }
@@ -177,6 +195,15 @@ export function undoMounts(steps: MountStep[], debug: (m: string) => void): stri
     if (!r.ok && isDead(s.target)) r = run(['umount', '-l', s.target]);
     if (!r.ok) errors.push(`unmounting ${s.target}: ${r.err}`);
     else debug(`unmounted ${s.target}`);
+  }
+  // Shared dm-verity devices go when no mount (of any image) uses them any more.
+  for (const s of steps) {
+    if (s.dm === undefined) continue;
+    try {
+      closeDmLayerIfUnused(s.dm, mountSources());
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
   }
   return errors;
 }

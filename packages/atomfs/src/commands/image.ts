@@ -12,6 +12,7 @@ import { hashOffsetOf, type LayerSpec } from '../layers/open-layer.js';
 import { metadirFor, namespaceDir, readRecord } from '../metadir.js';
 import { layerSpecs, mountImage, umountImage } from '../molecule.js';
 import { mkdirSync } from 'node:fs';
+import { dmDevice, dmLayerStatus } from '../dm-verity.js';
 
 export const MOUNT_HELP = `Usage: atomfs mount [options] OCIDIR:TAG TARGET
 
@@ -150,6 +151,19 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     if (record === undefined) throw new CommandError(`${asPath} is not an atomfs mount (no metadata in ${metadir})`);
     layers = record.atomfs.layers;
     where = `${metadir}/mounts`;
+    const dmSteps = record.atomfs.mounts.filter((m) => m.dm !== undefined);
+    if (record.atomfs.backend === 'kernel') {
+      // The kernel verifies these; ask device-mapper what it saw (Go atomfs's verify).
+      if (dmSteps.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
+      let bad = false;
+      for (const m of dmSteps) {
+        const status = dmLayerStatus(m.dm!);
+        bad ||= status !== 'OK';
+        process.stdout.write(`${dmDevice(m.dm!)}: ${status}\n`);
+      }
+      if (bad) throw new CommandError('Found corrupt devices in molecule');
+      return 0;
+    }
   } else {
     const { image } = await resolveRef(arg);
     layers = layerSpecs(image.layers, true);
