@@ -149,7 +149,15 @@ function start(source: ByteSource, options: VerifyAllOptions): FullCheck {
  * every hash block is hashed, every stored digest and padding byte compared, then the root.
  * Throws the first mismatch as a typed error, or with `collect` returns them all (up to maxErrors).
  */
-export function verifyAllSync(source: ByteSource, options: VerifyAllOptions): VerifyAllResult {
+export function verifyAllSync(source: ByteSource | string, options: VerifyAllOptions): VerifyAllResult {
+  if (typeof source === 'string') {
+    const file = new FileByteSource(source);
+    try {
+      return verifyAllSync(file, options);
+    } finally {
+      file.close();
+    }
+  }
   const check = start(source, options);
   try {
     for (const chunk of level0Sync(source, check.g, check.spec, check.label)) check.level0Chunk(chunk);
@@ -163,9 +171,18 @@ export function verifyAllSync(source: ByteSource, options: VerifyAllOptions): Ve
 
 /**
  * Full verification with the data level spread over worker threads when the source is a file
- * (FileByteSource) large enough to be worth it; otherwise the same as verifyAllSync.
+ * large enough to be worth it; otherwise the same as verifyAllSync. Workers read the file
+ * themselves, so pass a path or a FileByteSource (any other ByteSource is hashed on this thread).
  */
-export async function verifyAll(source: ByteSource, options: VerifyAllOptions): Promise<VerifyAllResult> {
+export async function verifyAll(source: ByteSource | string, options: VerifyAllOptions): Promise<VerifyAllResult> {
+  if (typeof source === 'string') {
+    const file = new FileByteSource(source);
+    try {
+      return await verifyAll(file, options);
+    } finally {
+      file.close();
+    }
+  }
   const threads = options.threads ?? Math.min(availableParallelism(), 4);
   const check = start(source, options);
   const parallel = threads > 1 && check.g.dataBytes >= (options.parallelMinBytes ?? PARALLEL_MIN_BYTES) && canParallelize(source) && check.g.levels > 0;

@@ -125,6 +125,9 @@ describe('VerifiedSource on veritysetup images', () => {
         assert.ok(progress >= img.dataBytes);
         const b = await verifyAll(src, { hashOffset: img.H, rootHash: img.rootHash, label: img.name, threads: 2, parallelMinBytes: 0 });
         assert.equal(b.ok, true);
+        // By path: the same, the file opened and closed inside.
+        assert.equal((await verifyAll(img.path, { hashOffset: img.H, rootHash: img.rootHash, threads: 2, parallelMinBytes: 0 })).ok, true);
+        assert.equal(verifyAllSync(img.path, { hashOffset: img.H, rootHash: img.rootHash }).ok, true);
         // A non-file source takes the calling-thread path.
         if (img.dataBytes < 16 << 20) {
           const c = await verifyAll(new BufferByteSource(readFileSync(img.path)), { hashOffset: img.H, rootHash: img.rootHash });
