@@ -1,5 +1,5 @@
 import { FileSource, SquashFS, SquashfsError } from '@atomfs/squashfs';
-import { openVerified, VerityError } from '@atomfs/verity';
+import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
 
 /** One layer of an image as the mount logic needs it: the blob file and its trusted root hash. */
 export interface LayerSpec {
@@ -36,13 +36,22 @@ export function openLayer(spec: LayerSpec): SquashFS {
     if (!Number.isSafeInteger(hashOffset) || hashOffset <= 0 || hashOffset >= file.size) {
       throw new LayerOpenError(`layer ${spec.digest} has a root hash but no dm-verity data after its squashfs image`);
     }
-    const verified = openVerified(file, {
+    // verity's own file source: it reads into reused buffers, a squashfs FileSource allocates per read.
+    file.close();
+    const raw = new FileByteSource(spec.path, { label: spec.digest });
+    let verified;
+    try {
+      verified = openVerified(raw, {
       hashOffset,
       rootHash: spec.rootHash,
       label: spec.digest,
       expectedDataBlocks: hashOffset / VERITY_ALIGN,
       algorithms: ['sha256'],
-    });
+      });
+    } catch (err) {
+      raw.close();
+      throw err;
+    }
     return new SquashFS(verified);
   } catch (err) {
     file.close();
