@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
@@ -247,12 +247,28 @@ export async function umountImage(target: string, metadirFlag: string | undefine
 async function waitForExit(pid: number, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+    if (!isRunning(pid)) return;
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Whether `pid` still runs. The detached server is reparented to init (or a subreaper) and is a
+ * zombie from its exit until that process reaps it; kill(pid, 0) succeeds on a zombie, and a slow
+ * reaper made every umount wait its full timeout.
+ */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so take the state after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
