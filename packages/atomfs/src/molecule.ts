@@ -32,7 +32,10 @@ export interface MountOptions {
 
 function run(argv: string[]): { ok: boolean; err: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const err = (r.error?.message ?? r.stderr ?? '').trim().split('\n').filter((l) => l !== '').pop() ?? '';
+  // The last line, minus util-linux's "dmesg(1) may have more information ..." hint, which
+  // would otherwise replace the actual reason ("wrong fs type, bad option, bad superblock ...").
+  const lines = (r.error?.message ?? r.stderr ?? '').split('\n').map((l) => l.trim());
+  const err = lines.filter((l) => l !== '' && !/^dmesg\(1\) may have more information/.test(l)).pop() ?? '';
   return { ok: r.status === 0, err };
 }
 
