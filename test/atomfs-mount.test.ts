@@ -1,0 +1,286 @@
+/**
+ * Issue 4, as host root: `atomfs mount` of a 3-layer stacker image equals the kernel's own
+ * read-only overlayfs of the same layers (both our paths: kernel loop+overlay, and the FUSE
+ * server with userspace dm-verity); failed mounts roll back completely; the error words.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  compareSnapshots,
+  generateTree,
+  listLoopDevices,
+  processCleanup,
+  readMountinfo,
+  run,
+  snapshotDir,
+  withLoopMount,
+  withOverlayMount,
+  type Snapshot,
+} from './lib/index.js';
+import { atomfs, atomfsOk, cleanAtomfsAtEnd, leftoversUnder, loopsUnder, mntnsId, nsDirState, serversUnder, showResult, type CliResult } from './atomfs-cli.js';
+import { assertRoundsApplied, isWhiteout, makeSharedTempDir, overlayRounds, packLayer, patchFile, ROUND1, ROUND2, writeImage, type LayerFile } from './oci-images.js';
+
+let work = '';
+let oci = '';
+let runDir = '';
+/** Bottom-first. */
+let verityLayers: LayerFile[] = [];
+let plainLayers: LayerFile[] = [];
+let kernelView: Snapshot;
+
+/** The kernel's read-only overlayfs (userxattr) over the three squashfs layers, loop-mounted. */
+async function kernelSnapshot(files: readonly string[]): Promise<Snapshot> {
+  const mps: string[] = [];
+  const nest = async (i: number): Promise<Snapshot> => {
+    if (i === files.length) return withOverlayMount([...mps].reverse(), (mp) => snapshotDir(mp), { userxattr: true, extraOptions: ['ro'] });
+    return withLoopMount(files[i]!, (mp) => {
+      mps.push(mp);
+      return nest(i + 1);
+    });
+  };
+  return nest(0);
+}
+
+before(async () => {
+  work = makeSharedTempDir('amount', processCleanup);
+  cleanAtomfsAtEnd(processCleanup, work);
+  runDir = join(work, 'run');
+  const base = join(work, 'base');
+  await generateTree(base, { medium: false });
+  const layersDir = join(work, 'layers');
+  mkdirSync(layersDir);
+  const dirs = await overlayRounds(layersDir, base, [ROUND1, ROUND2]);
+  // The upper layers hold the kernel's own markers.
+  assert.ok(isWhiteout(join(dirs[1]!, 'files/r7')), 'layer 2 has a kernel whiteout for files/r7');
+  assert.ok(isWhiteout(join(dirs[2]!, 'files/r333')), 'layer 3 has a kernel whiteout for files/r333');
+  const sq = join(work, 'sq');
+  mkdirSync(sq);
+  verityLayers = [];
+  plainLayers = [];
+  for (const [i, d] of dirs.entries()) {
+    verityLayers.push(await packLayer(d, join(sq, `L${i + 1}.verity.sqfs`)));
+    plainLayers.push(await packLayer(d, join(sq, `L${i + 1}.sqfs`), { verity: false }));
+  }
+  oci = join(work, 'oci');
+  await writeImage(oci, 'tri', verityLayers);
+  await writeImage(oci, 'tri-noverity', plainLayers, { noRootHash: true });
+  kernelView = await kernelSnapshot(verityLayers.map((l) => l.file));
+  assert.deepEqual(assertRoundsApplied(kernelView), [], 'the kernel merged view shows every change of the rounds');
+  // The comparison is not vacuous: the bottom layer alone differs from the merged view in many ways.
+  const bottomOnly = await withLoopMount(verityLayers[0]!.file, (mp) => snapshotDir(mp));
+  assert.ok(kernelView.size > 150, `merged view has ${kernelView.size} entries`);
+  assert.ok(compareSnapshots(bottomOnly, kernelView).length > 20, 'the merged view differs from the bottom layer');
+});
+after(() => processCleanup.run());
+
+function mountFstype(target: string): string | undefined {
+  return readMountinfo().find((m) => m.mountpoint === target)?.fstype;
+}
+
+function freshTarget(name: string): string {
+  const t = join(work, name);
+  mkdirSync(t);
+  return t;
+}
+
+describe('merged tree equals the kernel overlayfs of the same layers', () => {
+  test('--backend kernel (image without root hashes, --allow-missing-verity)', async () => {
+    const mp = freshTarget('mp-kernel');
+    await atomfsOk(['mount', '--backend', 'kernel', '--allow-missing-verity', `${oci}:tri-noverity`, mp], { runDir });
+    try {
+      assert.equal(mountFstype(mp), 'overlay');
+      const loops = listLoopDevices().filter((l) => l.backFile.startsWith(oci + '/'));
+      assert.equal(loops.length, 3, 'one loop device per layer');
+      const ours = await snapshotDir(mp);
+      assert.deepEqual(compareSnapshots(kernelView, ours), []);
+    } finally {
+      await atomfsOk(['umount', mp], { runDir });
+    }
+    assert.deepEqual(leftoversUnder(work), []);
+    assert.equal(nsDirState(runDir), 'empty');
+  });
+
+  test('--backend fuse (dm-verity checked in userspace)', async () => {
+    const mp = freshTarget('mp-fuse');
+    await atomfsOk(['mount', '--backend', 'fuse', `${oci}:tri`, mp], { runDir });
+    try {
+      assert.equal(mountFstype(mp), 'fuse.atomfs');
+      assert.equal(serversUnder(work).length, 1, 'one server for the whole image');
+      const ours = await snapshotDir(mp);
+      assert.deepEqual(compareSnapshots(kernelView, ours), []);
+    } finally {
+      await atomfsOk(['umount', mp], { runDir });
+    }
+    assert.deepEqual(leftoversUnder(work), []);
+    assert.equal(nsDirState(runDir), 'empty');
+  });
+});
+
+// ---- failure rollback ------------------------------------------------------------------------
+
+function metadirOf(target: string): string {
+  return join(runDir, 'meta', mntnsId(), target.replace(/^\/+/, '').replace(/\//g, '-'));
+}
+
+/** A failed mount: exit 1, ONE line `Error: ...` mentioning `mention`, and nothing left anywhere. */
+function assertCleanFailure(r: CliResult, target: string, mention: RegExp | string): void {
+  assert.equal(r.status, 1, showResult(r));
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one error line:\n${r.stderr}`);
+  assert.match(lines[0]!, /^Error: /);
+  if (typeof mention === 'string') assert.ok(lines[0]!.includes(mention), `error names ${mention}: ${lines[0]}`);
+  else assert.match(lines[0]!, mention);
+  assert.deepEqual(leftoversUnder(work), [], 'no mounts, loop devices or servers left');
+  assert.deepEqual(readdirSync(target), [], 'target still empty');
+  assert.equal(existsSync(metadirOf(target)), false, 'metadir removed');
+  assert.equal(nsDirState(runDir), 'empty', 'meta/<mntns>/ exists and is empty');
+}
+
+/** A copy of `src` with `bytes` written at `offset`. */
+function corruptCopy(src: string, dst: string, offset: number, bytes: Buffer): string {
+  copyFileSync(src, dst);
+  patchFile(dst, offset, bytes);
+  return dst;
+}
+
+const digestOf = (layout: string, file: string): string => {
+  // writeLayout stores blobs by sha256; find the one whose content equals `file`.
+  const want = readFileSync(file);
+  for (const name of readdirSync(join(layout, 'blobs/sha256'))) {
+    const p = join(layout, 'blobs/sha256', name);
+    if (statSync(p).size === want.length && readFileSync(p).equals(want)) return `sha256:${name}`;
+  }
+  throw new Error(`no blob for ${file}`);
+};
+
+describe('a failing lower layer rolls back everything', () => {
+  // Bottom-first index 1 = the SECOND layer mounted (layers are mounted top first); 0 = the last.
+  for (const bad of [1, 0]) {
+    test(`--backend kernel: layer ${bad === 1 ? 'two (middle)' : 'three (bottom)'} has a broken squashfs superblock`, async () => {
+      const layers = [...plainLayers];
+      const broken = corruptCopy(plainLayers[bad]!.file, join(work, `sq/bad-super-${bad}.sqfs`), 0, Buffer.from('XXXX'));
+      layers[bad] = { ...plainLayers[bad]!, file: broken };
+      await writeImage(oci, `bad-plain-${bad}`, layers, { noRootHash: true });
+      const mp = freshTarget(`mp-bad-plain-${bad}`);
+      const r = await atomfs(['mount', '--backend', 'kernel', '--allow-missing-verity', `${oci}:bad-plain-${bad}`, mp], { runDir });
+      assertCleanFailure(r, mp, digestOf(oci, broken));
+      // The reason, not util-linux's "dmesg(1) may have more information" hint.
+      assert.match(r.stderr, /bad superblock|wrong fs type/);
+    });
+  }
+
+  test('--backend fuse: layer two has the wrong root hash', async () => {
+    await writeImage(oci, 'bad-root-hash', verityLayers, { rootHashOverride: new Map([[1, verityLayers[0]!.rootHash!]]) });
+    const mp = freshTarget('mp-bad-root-hash');
+    const r = await atomfs(['mount', '--backend', 'fuse', `${oci}:bad-root-hash`, mp], { runDir });
+    assertCleanFailure(r, mp, digestOf(oci, verityLayers[1]!.file));
+    assert.match(r.stderr, /root hash mismatch/);
+  });
+
+  test('--backend fuse: layer two has a broken squashfs superblock (caught by verity)', async () => {
+    const layers = [...verityLayers];
+    const broken = corruptCopy(verityLayers[1]!.file, join(work, 'sq/bad-super-verity.sqfs'), 0, Buffer.from('XXXX'));
+    layers[1] = { ...verityLayers[1]!, file: broken };
+    await writeImage(oci, 'bad-verity-super', layers);
+    const mp = freshTarget('mp-bad-verity-super');
+    const r = await atomfs(['mount', '--backend', 'fuse', `${oci}:bad-verity-super`, mp], { runDir });
+    assertCleanFailure(r, mp, digestOf(oci, broken));
+  });
+
+  // The writable overlay is the last step: its failure must take down the layer mounts / server.
+  for (const [backend, tag, extra] of [
+    ['kernel', 'tri-noverity', ['--allow-missing-verity']],
+    ['fuse', 'tri', []],
+  ] as const) {
+    test(`--backend ${backend}: a --persist dir that cannot be created fails after the layers are up`, async () => {
+      const notADir = join(work, `plain-file-${backend}`);
+      writeFileSync(notADir, 'not a directory\n');
+      const mp = freshTarget(`mp-bad-persist-${backend}`);
+      const r = await atomfs(['mount', '--backend', backend, ...extra, '--persist', join(notADir, 'p'), `${oci}:${tag}`, mp], { runDir });
+      assertCleanFailure(r, mp, /not a directory/);
+    });
+  }
+});
+
+describe('mount lifecycle edge cases', () => {
+  for (const [backend, tag, extra] of [
+    ['kernel', 'tri-noverity', ['--allow-missing-verity']],
+    ['fuse', 'tri', []],
+  ] as const) {
+    test(`--backend ${backend}: a second mount at a live target is refused and the first keeps working`, async () => {
+      const mp = freshTarget(`mp-twice-${backend}`);
+      await atomfsOk(['mount', '--backend', backend, ...extra, `${oci}:${tag}`, mp], { runDir });
+      try {
+        const r = await atomfs(['mount', '--backend', backend, ...extra, `${oci}:${tag}`, mp], { runDir });
+        assert.equal(r.status, 1, showResult(r));
+        assert.match(r.stderr, /^Error: .*is already mounted by atomfs.*atomfs umount/);
+        assert.equal(readFileSync(join(mp, 'many/one'), 'utf8'), 'back\n', 'first mount still serves');
+        assert.ok(existsSync(join(metadirOf(mp), 'config.json')), 'first mount keeps its metadata');
+      } finally {
+        await atomfsOk(['umount', mp], { runDir });
+      }
+      assert.deepEqual(leftoversUnder(work), []);
+      assert.equal(nsDirState(runDir), 'empty');
+    });
+
+    test(`--backend ${backend}: a stale metadir (target unmounted with plain umount -l) does not block a new mount`, async () => {
+      const mp = freshTarget(`mp-stale-${backend}`);
+      await atomfsOk(['mount', '--backend', backend, ...extra, `${oci}:${tag}`, mp], { runDir });
+      await run(['umount', '-l', mp]);
+      assert.ok(existsSync(join(metadirOf(mp), 'config.json')), 'plain umount left the metadir');
+      await atomfsOk(['mount', '--backend', backend, ...extra, `${oci}:${tag}`, mp], { runDir });
+      try {
+        assert.equal(readFileSync(join(mp, 'xattrs/again'), 'utf8'), 'again\n');
+        if (backend === 'kernel') assert.equal(loopsUnder(oci).length, 3, 'the stale layer mounts were undone, only the new loops exist');
+        else assert.equal(serversUnder(work).length, 1, 'one server');
+      } finally {
+        await atomfsOk(['umount', mp], { runDir });
+      }
+      assert.deepEqual(leftoversUnder(work), []);
+      assert.equal(nsDirState(runDir), 'empty');
+    });
+  }
+
+  for (const writeable of [false, true]) {
+    test(`SIGKILLed FUSE server${writeable ? ' under a writable overlay' : ''}: atomfs umount still cleans everything`, async () => {
+      const mp = freshTarget(`mp-killed-${writeable ? 'rw' : 'ro'}`);
+      await atomfsOk(['mount', '--backend', 'fuse', ...(writeable ? ['--writeable'] : []), `${oci}:tri`, mp], { runDir });
+      const record = JSON.parse(readFileSync(join(metadirOf(mp), 'config.json'), 'utf8')) as { atomfs: { serverPid: number } };
+      const pid = record.atomfs.serverPid;
+      assert.deepEqual(serversUnder(work), [pid], 'config.json names the server');
+      process.kill(pid, 'SIGKILL');
+      const end = Date.now() + 5000;
+      while (serversUnder(work).length > 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 20));
+      assert.throws(() => readdirSync(mp), /ENOTCONN|ECONNABORTED/, 'the mount is dead');
+      await atomfsOk(['umount', mp], { runDir });
+      assert.deepEqual(leftoversUnder(work), []);
+      assert.deepEqual(readdirSync(mp), []);
+      assert.equal(nsDirState(runDir), 'empty');
+    });
+  }
+});
+
+describe('error words', () => {
+  const cases: Array<[string, (mp: string) => string[], RegExp]> = [
+    ['no colon in the image reference', (mp) => ['mount', oci, mp], /^Incorrect Usage: .*no ":"/],
+    ['one positional argument', () => ['mount', `${oci}:tri`], /^Incorrect Usage: Usage: atomfs mount/],
+    ['missing OCI directory', (mp) => ['mount', `${work}/no-such-oci:tri`, mp], /^Error: oci directory \S+no-such-oci does not exist/],
+    ['unknown tag', (mp) => ['mount', `${oci}:no-such-tag`, mp], /^Error: bad descriptor no-such-tag: not found/],
+    ['empty --persist=', (mp) => ['mount', '--persist=', `${oci}:tri`, mp], /^Error: --persist requires an argument$/m],
+    ['missing target', () => ['mount', `${oci}:tri`, `${work}/no-such-target`], /^Error: target \S+ does not exist/],
+    ['unknown flag', (mp) => ['mount', '--bogus', `${oci}:tri`, mp], /^Incorrect Usage: .*bogus/],
+    ['umount of something that is not an atomfs mount', (mp) => ['umount', mp], /^Error: \S+ is not an atomfs mountpoint$/m],
+  ];
+  for (const [what, argv, want] of cases) {
+    test(what, async () => {
+      const mp = freshTarget(`mp-err-${what.replace(/\W+/g, '-')}`);
+      const r = await atomfs(argv(mp), { runDir });
+      assert.equal(r.status, 1, showResult(r));
+      assert.match(r.stderr, want);
+      assert.deepEqual(leftoversUnder(work), []);
+      assert.deepEqual(readdirSync(mp), []);
+    });
+  }
+});
