@@ -225,9 +225,28 @@ export class SquashFS {
       size,
       mtime: inode.mtime,
       rdev: inode.kind === 'block' || inode.kind === 'char' ? inode.rdev : 0,
-      blocks: Math.ceil(size / 512),
+      blocks: this.blocks(inode),
       blksize: this.superblock.blockSize,
     };
+  }
+
+  /**
+   * st_blocks as the kernel's squashfs reports it (fs/squashfs/inode.c), so `du` agrees on both
+   * mounts: a regular file counts its size minus the bytes of sparse (all-zero) blocks,
+   * directories, symlinks and devices count nothing, and an inode with xattrs adds its stored
+   * xattr list size. Each part is rounded up to 512-byte units on its own.
+   */
+  private blocks(inode: Inode): number {
+    let blocks = 0;
+    if (inode.kind === 'file') {
+      const stored = inode.fileSize - inode.sparse;
+      if (stored > 0) blocks = Math.floor((stored - 1) / 512) + 1;
+    }
+    if (inode.xattrIndex !== NO_XATTR && this.xattrs !== undefined) {
+      const xattrBytes = this.xattrs.listSize(inode.xattrIndex, undefined);
+      if (xattrBytes > 0) blocks += Math.floor((xattrBytes - 1) / 512) + 1;
+    }
+    return blocks;
   }
 
   statfs(): StatFs {

@@ -49,6 +49,11 @@ export class XattrTable {
     return { ref: Number(ref), count: b.readUInt32LE(8), size: b.readUInt32LE(12) };
   }
 
+  /** Stored size in bytes of the pair list of xattr index `index` (what the kernel counts in st_blocks). */
+  listSize(index: number, from?: number): number {
+    return this.entry(index, from).size;
+  }
+
   /** All xattrs of the inode whose xattr index is `index`, in stored order. */
   read(index: number, from?: number): Xattr[] {
     const e = this.entry(index, from);

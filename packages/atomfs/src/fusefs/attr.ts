@@ -10,6 +10,8 @@ export interface PlainAttr {
   size: number;
   mtime: number;
   rdev: number;
+  /** st_blocks (512-byte units) when the source knows it (squashfs: as the kernel counts); else size-based. */
+  blocks?: number;
 }
 
 /** fuse_attr from image attributes: squashfs keeps only mtime, so atime and ctime mirror it (as the kernel shows). */
@@ -17,7 +19,7 @@ export function toFuseAttr(a: PlainAttr, ino: bigint, blksize: number): Attr {
   return {
     ino,
     size: a.size,
-    blocks: Math.ceil(a.size / 512),
+    blocks: a.blocks ?? Math.ceil(a.size / 512),
     atime: a.mtime,
     mtime: a.mtime,
     ctime: a.mtime,
