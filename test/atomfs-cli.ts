@@ -2,9 +2,10 @@
  * Driving bin/atomfs as a user would (a separate process), and finding what an atomfs mount may
  * leave behind: mounts, loop devices and `atomfs __serve` processes under a test's temp dir.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { listLoopDevices, readMountinfo, run, runSync, sleepSync, type CleanupStack, type RunResult } from './lib/index.js';
+import { listLoopDevices, readMountinfo, run, runAsUserInUserns, runSync, sleepSync, type CleanupStack, type RunResult } from './lib/index.js';
+import type { Plan, StepResult } from './atomfs-userns-driver.js';
 
 export const ATOMFS_BIN = fileURLToPath(new URL('../../bin/atomfs', import.meta.url));
 
@@ -132,3 +133,21 @@ export function nsDirState(runDir: string, ns = mntnsId()): 'missing' | 'empty' 
   const names = readdirSync(d);
   return names.length === 0 ? 'empty' : names;
 }
+
+// ---- running a plan inside a user namespace ------------------------------------------------------
+
+export const USERNS_DRIVER = fileURLToPath(new URL('./atomfs-userns-driver.js', import.meta.url));
+
+/**
+ * Run `plan` with test/atomfs-userns-driver.js as `user` inside `unshare -Umr`; returns the
+ * results of every step. The plan file is written into `dir` (must be readable by the user).
+ */
+export async function runPlanInUserns(user: string, dir: string, plan: Plan): Promise<StepResult[]> {
+  const file = `${dir}/plan-${process.pid}-${planCounter++}.json`;
+  writeFileSync(file, JSON.stringify(plan), { mode: 0o644 });
+  const r = await runAsUserInUserns(user, [process.execPath, USERNS_DRIVER, file], { timeoutMs: 300_000 });
+  const out = r.stdout.toString('utf8').trim();
+  if (r.status !== 0 || out === '') throw new Error(`userns driver exit ${r.status}: ${r.stderr.toString('utf8')}\n${out}`);
+  return JSON.parse(out.split('\n').pop()!) as StepResult[];
+}
+let planCounter = 0;

@@ -9,18 +9,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   compareSnapshots,
-  generateTree,
   listLoopDevices,
   processCleanup,
   readMountinfo,
   run,
   snapshotDir,
   withLoopMount,
-  withOverlayMount,
   type Snapshot,
 } from './lib/index.js';
 import { atomfs, atomfsOk, cleanAtomfsAtEnd, leftoversUnder, loopsUnder, mntnsId, nsDirState, serversUnder, showResult, type CliResult } from './atomfs-cli.js';
-import { assertRoundsApplied, isWhiteout, makeSharedTempDir, overlayRounds, packLayer, patchFile, ROUND1, ROUND2, writeImage, type LayerFile } from './oci-images.js';
+import { assertRoundsApplied, buildThreeLayerImage, kernelMergedSnapshot, makeSharedTempDir, patchFile, writeImage, type LayerFile } from './oci-images.js';
 
 let work = '';
 let oci = '';
@@ -30,43 +28,12 @@ let verityLayers: LayerFile[] = [];
 let plainLayers: LayerFile[] = [];
 let kernelView: Snapshot;
 
-/** The kernel's read-only overlayfs (userxattr) over the three squashfs layers, loop-mounted. */
-async function kernelSnapshot(files: readonly string[]): Promise<Snapshot> {
-  const mps: string[] = [];
-  const nest = async (i: number): Promise<Snapshot> => {
-    if (i === files.length) return withOverlayMount([...mps].reverse(), (mp) => snapshotDir(mp), { userxattr: true, extraOptions: ['ro'] });
-    return withLoopMount(files[i]!, (mp) => {
-      mps.push(mp);
-      return nest(i + 1);
-    });
-  };
-  return nest(0);
-}
-
 before(async () => {
   work = makeSharedTempDir('amount', processCleanup);
   cleanAtomfsAtEnd(processCleanup, work);
   runDir = join(work, 'run');
-  const base = join(work, 'base');
-  await generateTree(base, { medium: false });
-  const layersDir = join(work, 'layers');
-  mkdirSync(layersDir);
-  const dirs = await overlayRounds(layersDir, base, [ROUND1, ROUND2]);
-  // The upper layers hold the kernel's own markers.
-  assert.ok(isWhiteout(join(dirs[1]!, 'files/r7')), 'layer 2 has a kernel whiteout for files/r7');
-  assert.ok(isWhiteout(join(dirs[2]!, 'files/r333')), 'layer 3 has a kernel whiteout for files/r333');
-  const sq = join(work, 'sq');
-  mkdirSync(sq);
-  verityLayers = [];
-  plainLayers = [];
-  for (const [i, d] of dirs.entries()) {
-    verityLayers.push(await packLayer(d, join(sq, `L${i + 1}.verity.sqfs`)));
-    plainLayers.push(await packLayer(d, join(sq, `L${i + 1}.sqfs`), { verity: false }));
-  }
-  oci = join(work, 'oci');
-  await writeImage(oci, 'tri', verityLayers);
-  await writeImage(oci, 'tri-noverity', plainLayers, { noRootHash: true });
-  kernelView = await kernelSnapshot(verityLayers.map((l) => l.file));
+  ({ oci, verityLayers, plainLayers } = await buildThreeLayerImage(work));
+  kernelView = await kernelMergedSnapshot(verityLayers.map((l) => l.file));
   assert.deepEqual(assertRoundsApplied(kernelView), [], 'the kernel merged view shows every change of the rounds');
   // The comparison is not vacuous: the bottom layer alone differs from the merged view in many ways.
   const bottomOnly = await withLoopMount(verityLayers[0]!.file, (mp) => snapshotDir(mp));
@@ -86,6 +53,22 @@ function freshTarget(name: string): string {
 }
 
 describe('merged tree equals the kernel overlayfs of the same layers', () => {
+  test('default backend as host root: kernel without root hashes, FUSE with them (no device-mapper here)', async () => {
+    for (const [tag, extra, fstype] of [
+      ['tri-noverity', ['--allow-missing-verity'], 'overlay'],
+      ['tri', [], 'fuse.atomfs'],
+    ] as const) {
+      const mp = freshTarget(`mp-auto-${tag}`);
+      await atomfsOk(['mount', ...extra, `${oci}:${tag}`, mp], { runDir });
+      try {
+        assert.equal(mountFstype(mp), fstype, tag);
+      } finally {
+        await atomfsOk(['umount', mp], { runDir });
+      }
+    }
+    assert.deepEqual(leftoversUnder(work), []);
+  });
+
   test('--backend kernel (image without root hashes, --allow-missing-verity)', async () => {
     const mp = freshTarget('mp-kernel');
     await atomfsOk(['mount', '--backend', 'kernel', '--allow-missing-verity', `${oci}:tri-noverity`, mp], { runDir });

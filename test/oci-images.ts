@@ -11,7 +11,20 @@
 import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeLayout, type WrittenImage } from '@atomfs/oci';
-import { makeTempDir, run, runSync, trackBackingFile, trackMount, unmountSync, type CleanupStack } from './lib/index.js';
+import {
+  generateTree,
+  makeTempDir,
+  run,
+  runSync,
+  snapshotDir,
+  trackBackingFile,
+  trackMount,
+  unmountSync,
+  withLoopMount,
+  withOverlayMount,
+  type CleanupStack,
+  type Snapshot,
+} from './lib/index.js';
 
 export class TestImageError extends Error {
   constructor(message: string) {
@@ -220,4 +233,58 @@ export function assertRoundsApplied(merged: ReadonlyMap<string, { type: string; 
 export function isWhiteout(path: string): boolean {
   const st = lstatSync(path);
   return st.isCharacterDevice() && st.rdev === 0;
+}
+
+// ---- the 3-layer test image --------------------------------------------------------------------
+
+export interface ThreeLayerImage {
+  /** OCI layout with tags `tri` (root hashes) and `tri-noverity` (none). */
+  oci: string;
+  /** Layer dirs, bottom-first (base tree, then the kernel's upper dirs of ROUND1 and ROUND2). */
+  dirs: string[];
+  /** Bottom-first; squashfs + verity data. */
+  verityLayers: LayerFile[];
+  /** Bottom-first; plain squashfs. */
+  plainLayers: LayerFile[];
+}
+
+/** generateTree (no medium files) + ROUND1 + ROUND2 through kernel overlayfs, packed two ways. */
+export async function buildThreeLayerImage(work: string): Promise<ThreeLayerImage> {
+  const base = join(work, 'base');
+  await generateTree(base, { medium: false });
+  const layersDir = join(work, 'layers');
+  mkdirSync(layersDir);
+  const dirs = await overlayRounds(layersDir, base, [ROUND1, ROUND2]);
+  // The upper layers hold the kernel's own markers.
+  if (!isWhiteout(join(dirs[1]!, 'files/r7')) || !isWhiteout(join(dirs[2]!, 'files/r333'))) {
+    throw new TestImageError('the overlay rounds did not produce kernel whiteouts');
+  }
+  const sq = join(work, 'sq');
+  mkdirSync(sq);
+  const verityLayers: LayerFile[] = [];
+  const plainLayers: LayerFile[] = [];
+  for (const [i, d] of dirs.entries()) {
+    verityLayers.push(await packLayer(d, join(sq, `L${i + 1}.verity.sqfs`)));
+    plainLayers.push(await packLayer(d, join(sq, `L${i + 1}.sqfs`), { verity: false }));
+  }
+  const oci = join(work, 'oci');
+  await writeImage(oci, 'tri', verityLayers);
+  await writeImage(oci, 'tri-noverity', plainLayers, { noRootHash: true });
+  return { oci, dirs, verityLayers, plainLayers };
+}
+
+/**
+ * The ground truth: the kernel's read-only overlayfs (`userxattr`) over the squashfs `files`
+ * (BOTTOM-first), each loop-mounted by the kernel's squashfs.
+ */
+export async function kernelMergedSnapshot(files: readonly string[]): Promise<Snapshot> {
+  const mps: string[] = [];
+  const nest = async (i: number): Promise<Snapshot> => {
+    if (i === files.length) return withOverlayMount([...mps].reverse(), (mp) => snapshotDir(mp), { userxattr: true, extraOptions: ['ro'] });
+    return withLoopMount(files[i]!, (mp) => {
+      mps.push(mp);
+      return nest(i + 1);
+    });
+  };
+  return nest(0);
 }
