@@ -16,10 +16,13 @@ export type Step =
   | { readdir: string }
   | { readFile: string }
   | { write: string; data: string }
-  | { mntns: true };
+  | { mntns: true }
+  /** A shell script (sh -c) with the plan's environment. */
+  | { sh: string };
 
 export type StepResult =
   | { atomfs: string[]; status: number | null; stdout: string; stderr: string }
+  | { sh: string; status: number | null; stdout: string; stderr: string }
   | { snapshot: EntrySnap[] }
   | { exists: boolean }
   | { readdir: string[] }
@@ -41,15 +44,21 @@ function errCode(err: unknown): string {
   return e.code ?? e.message ?? String(err);
 }
 
+function envFor(plan: Plan, extra: Record<string, string | null> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries({ ...plan.env, ...extra })) {
+    if (v === null) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
 async function runStep(step: Step, plan: Plan): Promise<StepResult> {
-  if ('atomfs' in step) {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const [k, v] of Object.entries({ ...plan.env, ...step.env })) {
-      if (v === null) delete env[k];
-      else env[k] = v;
-    }
-    const r = spawnSync(process.execPath, [ATOMFS, ...step.atomfs], { env, encoding: 'utf8', timeout: 120_000 });
-    return { atomfs: step.atomfs, status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${r.error.message}` : '') };
+  if ('atomfs' in step || 'sh' in step) {
+    const [argv, env] = 'atomfs' in step ? [[ATOMFS, ...step.atomfs], envFor(plan, step.env)] : [['-c', step.sh], envFor(plan)];
+    const r = spawnSync('atomfs' in step ? process.execPath : 'sh', argv, { env, encoding: 'utf8', timeout: 120_000 });
+    const out = { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? `\n${r.error.message}` : '') };
+    return 'atomfs' in step ? { atomfs: step.atomfs, ...out } : { sh: step.sh, ...out };
   }
   try {
     if ('snapshot' in step) {

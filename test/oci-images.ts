@@ -8,7 +8,7 @@
  * becomes the next layer — so every whiteout (char 0:0), opaque marker (user.overlay.opaque) and
  * copied-up file is the kernel's own, not our idea of one.
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, lstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeLayout, type WrittenImage } from '@atomfs/oci';
 import {
@@ -107,14 +107,16 @@ export async function sh(cwd: string, script: string): Promise<void> {
  * overlayfs `lowerdir=<layers so far, top first>,upperdir=U,workdir=W,userxattr` is mounted,
  * the script runs inside it, it is unmounted and U is the next layer. Like stacker
  * (pkg/overlay stripOverlayAttrs), overlay xattrs other than `user.overlay.opaque` are removed
- * from the finished upper dir. Returns the layer dirs BOTTOM-most first.
+ * from the finished upper dir. With a single `lowers` dir (the base) returns base + the new
+ * layers, BOTTOM-most first; with a list (an existing stack) returns only the new layers.
  */
-export async function overlayRounds(work: string, base: string, scripts: readonly string[]): Promise<string[]> {
-  const layers = [resolve(base)];
+export async function overlayRounds(work: string, lowers: string | readonly string[], scripts: readonly string[], name = 'upper'): Promise<string[]> {
+  const layers = typeof lowers === 'string' ? [resolve(lowers)] : lowers.map((l) => resolve(l));
+  const made: string[] = [];
   for (const [i, script] of scripts.entries()) {
-    const upper = join(work, `upper${i + 1}`);
-    const wd = join(work, `work${i + 1}`);
-    const mp = join(work, `rw${i + 1}`);
+    const upper = join(work, `${name}${i + 1}`);
+    const wd = join(work, `${name}${i + 1}.work`);
+    const mp = join(work, `${name}${i + 1}.mnt`);
     for (const d of [upper, wd, mp]) mkdirSync(d);
     const opts = `lowerdir=${[...layers].reverse().join(':')},upperdir=${upper},workdir=${wd},index=off,userxattr`;
     trackMount(mp);
@@ -124,11 +126,12 @@ export async function overlayRounds(work: string, base: string, scripts: readonl
     } finally {
       unmountSync(mp);
     }
-    runSync(['rm', '-rf', wd]);
+    runSync(['rm', '-rf', wd, mp]);
     await stripOverlayXattrs(upper);
     layers.push(upper);
+    made.push(upper);
   }
-  return layers;
+  return typeof lowers === 'string' ? layers : made;
 }
 
 /** Remove user.overlay.* xattrs except opaque (origin, impure, ...), as stacker does before packing. */
@@ -144,12 +147,16 @@ async function stripOverlayXattrs(dir: string): Promise<void> {
   for (const x of removals) await run(['setfattr', '-h', '-x', x.name, x.file]);
 }
 
-/** Overwrite `bytes.length` bytes of `file` at `offset` in place (size unchanged unless past the end). */
+/** Overwrite `bytes.length` bytes of `file` at `offset` in place, like `dd conv=notrunc` (same inode). */
 export function patchFile(file: string, offset: number, bytes: Uint8Array): void {
-  const buf = readFileSync(file);
-  if (offset + bytes.length > buf.length) throw new TestImageError(`patch ${offset}+${bytes.length} is past the end of ${file} (${buf.length})`);
-  buf.set(bytes, offset);
-  writeFileSync(file, buf);
+  const fd = openSync(file, 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    if (offset + bytes.length > size) throw new TestImageError(`patch ${offset}+${bytes.length} is past the end of ${file} (${size})`);
+    if (writeSync(fd, bytes, 0, bytes.length, offset) !== bytes.length) throw new TestImageError(`short write to ${file}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A work dir whose path every user can traverse (mkdtemp makes 0700). */
