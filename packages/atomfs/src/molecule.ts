@@ -11,7 +11,7 @@ import { CommandError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable } from './host.js';
 import type { LayerSpec } from './layers/open-layer.js';
 import { openOverlayFs } from './fusefs/overlay-fs.js';
-import { metadirFor, readRecord, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
+import { metadirFor, namespaceDir, readRecord, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
 
 /** Overlay options of Go atomfs (molecule.OverlayMountOptions). */
 export const OVERLAY_OPTIONS = 'index=off,xino=on,userxattr';
@@ -232,6 +232,9 @@ export async function umountImage(target: string, metadirFlag: string | undefine
       const errs = undoMounts([{ target, kind: 'fuse' }], debug);
       if (errs.length > 0) throw new CommandError(errs.join('; '));
       if (existsSync(metadir)) rmSync(metadir, { recursive: true, force: true });
+      // A mount whose directory was renamed (mv of a parent) has its metadata under the old
+      // path; once its server is gone that record is debris: remove such records.
+      await removeDeadServerRecords(namespaceDir(metadirFlag), debug);
       return;
     }
     if (existsSync(metadir)) {
@@ -245,6 +248,26 @@ export async function umountImage(target: string, metadirFlag: string | undefine
   if (errors.length > 0) throw new CommandError(errors.join('; '));
   if (record.atomfs.serverPid !== undefined) await waitForExit(record.atomfs.serverPid, 5000);
   rmSync(metadir, { recursive: true, force: true });
+}
+
+/**
+ * Remove the metadirs in `nsDir` of FUSE mounts that are over: the recorded server is not
+ * running and none of the recorded mounts exists. A mount still being set up has no serverPid
+ * yet, and a live one has a running server, so neither is touched.
+ */
+async function removeDeadServerRecords(nsDir: string, debug: (m: string) => void): Promise<void> {
+  if (!existsSync(nsDir)) return;
+  for (const name of readdirSync(nsDir)) {
+    const dir = join(nsDir, name);
+    const r = readRecord(dir);
+    const pid = r?.atomfs.serverPid;
+    if (r === undefined || pid === undefined || r.atomfs.mounts.some((m) => findMount(m.target) !== undefined)) continue;
+    // The server of the mount just unmounted may still be exiting.
+    await waitForExit(pid, 2000);
+    if (isRunning(pid)) continue;
+    debug(`removing the metadata of ${r.Target}: its server ${pid} has ended`);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function waitForExit(pid: number, ms: number): Promise<void> {
