@@ -2,9 +2,11 @@
  * Driving bin/atomfs as a user would (a separate process), and finding what an atomfs mount may
  * leave behind: mounts, loop devices and `atomfs __serve` processes under a test's temp dir.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listLoopDevices, readMountinfo, run, runAsUserInUserns, runSync, sleepSync, type CleanupStack, type RunResult } from './lib/index.js';
+import { listLoopDevices, readMountinfo, run, runAsUserInUserns, runSync, sleepSync, TEMP_PREFIX, type CleanupStack, type RunResult } from './lib/index.js';
 import type { Plan, StepResult } from './atomfs-userns-driver.js';
 
 export const ATOMFS_BIN = fileURLToPath(new URL('../../bin/atomfs', import.meta.url));
@@ -50,6 +52,11 @@ export async function atomfsOk(args: readonly string[], opts: CliOptions): Promi
 /** The mount namespace id as Go atomfs names meta/<mntns> ("mnt:[4026531840]" → "4026531840"). */
 export function mntnsId(): string {
   return readlinkSync('/proc/self/ns/mnt').slice(5, -1);
+}
+
+/** Only a test's own temp dir (os.tmpdir()/atomfs-...) may be cleaned wholesale. */
+function isTestDir(dir: string): boolean {
+  return dir.startsWith(`${resolve(tmpdir())}/${TEMP_PREFIX}`) && !dir.slice(resolve(tmpdir()).length + 1).includes('..');
 }
 
 /** pids of `atomfs __serve` processes whose command line mentions `under`. */
@@ -101,6 +108,8 @@ export function leftoversUnder(dir: string, graceMs = 3000): string[] {
  * loop devices.
  */
 export function forceCleanUnder(dir: string): void {
+  // Never with '' or '/' (a before() hook that failed early): that would unmount the whole system.
+  if (!isTestDir(dir)) return;
   for (const pid of serversUnder(dir)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -151,3 +160,18 @@ export async function runPlanInUserns(user: string, dir: string, plan: Plan): Pr
   return JSON.parse(out.split('\n').pop()!) as StepResult[];
 }
 let planCounter = 0;
+
+/**
+ * After each test (its own assertions already ran): remove whatever it left under `work` and any
+ * metadir left in the runtime dirs, so one failing test does not make the next ones fail too.
+ */
+export function resetAfterTest(work: string, runtimeDirs: readonly string[]): void {
+  if (!isTestDir(work)) return;
+  forceCleanUnder(work);
+  for (const rd of runtimeDirs) {
+    if (!rd.startsWith(work + '/')) continue;
+    const meta = `${rd}/meta`;
+    if (!existsSync(meta)) continue;
+    for (const ns of readdirSync(meta)) for (const m of readdirSync(`${meta}/${ns}`)) rmSync(`${meta}/${ns}/${m}`, { recursive: true, force: true });
+  }
+}

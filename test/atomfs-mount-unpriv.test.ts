@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import {
   chmodDevFuse,
   compareSnapshots,
@@ -19,7 +19,7 @@ import {
   type Snapshot,
   type TestUser,
 } from './lib/index.js';
-import { ATOMFS_BIN, cleanAtomfsAtEnd, leftoversUnder, runPlanInUserns, showResult } from './atomfs-cli.js';
+import { ATOMFS_BIN, cleanAtomfsAtEnd, leftoversUnder, runPlanInUserns, showResult, resetAfterTest } from './atomfs-cli.js';
 import type { StepResult } from './atomfs-userns-driver.js';
 import { assertRoundsApplied, buildThreeLayerImage, kernelMergedSnapshot, makeSharedTempDir } from './oci-images.js';
 
@@ -43,6 +43,7 @@ before(async () => {
   kernelView = await kernelMergedSnapshot(verityLayers.map((l) => l.file));
   assert.deepEqual(assertRoundsApplied(kernelView), []);
 });
+afterEach(() => resetAfterTest(work, [runDir]));
 after(() => processCleanup.run());
 
 /** A dir under the work dir owned by the test user. */

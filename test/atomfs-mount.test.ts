@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import {
   compareSnapshots,
   listLoopDevices,
@@ -17,7 +17,7 @@ import {
   withLoopMount,
   type Snapshot,
 } from './lib/index.js';
-import { atomfs, atomfsOk, cleanAtomfsAtEnd, leftoversUnder, loopsUnder, mntnsId, nsDirState, serversUnder, showResult, type CliResult } from './atomfs-cli.js';
+import { atomfs, atomfsOk, cleanAtomfsAtEnd, leftoversUnder, loopsUnder, mntnsId, nsDirState, serversUnder, showResult, type CliResult, resetAfterTest } from './atomfs-cli.js';
 import { assertRoundsApplied, buildThreeLayerImage, kernelMergedSnapshot, makeSharedTempDir, patchFile, writeImage, type LayerFile } from './oci-images.js';
 
 let work = '';
@@ -40,6 +40,7 @@ before(async () => {
   assert.ok(kernelView.size > 150, `merged view has ${kernelView.size} entries`);
   assert.ok(compareSnapshots(bottomOnly, kernelView).length > 20, 'the merged view differs from the bottom layer');
 });
+afterEach(() => resetAfterTest(work, [runDir]));
 after(() => processCleanup.run());
 
 function mountFstype(target: string): string | undefined {

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { run, snapshotDir, type EntrySnap } from './lib/index.js';
+import { parseDump, run, snapshotDir, type EntrySnap } from './lib/index.js';
 
 export type Step =
   | { atomfs: string[]; env?: Record<string, string | null> }
@@ -83,7 +83,6 @@ async function runStep(step: Step, plan: Plan): Promise<StepResult> {
 /** getfattr -m '^user\.' over the tree; keys as snapshotDir makes them (paths here are ASCII). */
 async function addUserXattrs(root: string, snap: Map<string, EntrySnap>): Promise<void> {
   const r = await run(['getfattr', '-R', '-P', '-h', '-d', '-m', '^user\\.', '-e', 'hex', '--absolute-names', root], { allowFail: true });
-  const { parseDump } = await import('./lib/xattrs.js');
   for (const [k, x] of parseDump(r.stdout, Buffer.from(root, 'utf8'))) {
     const e = snap.get(k);
     if (e) e.xattrs = x;
