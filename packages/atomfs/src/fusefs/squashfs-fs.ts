@@ -19,6 +19,8 @@ export class SquashfsFs implements FileSystem {
   readonly immutable = true;
   private readonly rootRef: number;
   private readonly blksize: number;
+  /** Multi-block READ replies are assembled here (grows to the largest request, at most 16 MiB). */
+  private scratch: Buffer = Buffer.alloc(0);
 
   constructor(
     readonly image: SquashFS,
@@ -69,7 +71,27 @@ export class SquashfsFs implements FileSystem {
   read(_node: bigint, fh: bigint, offset: number, size: number): Buffer {
     const inode = this.image.inode(Number(fh));
     if (inode.kind !== 'file') throw new FuseErrno(Errno.EINVAL);
-    return this.image.read(inode, offset, size);
+    const end = Math.min(inode.fileSize, offset + size);
+    if (offset >= end) return EMPTY;
+    const bs = this.blksize;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    // Inside one block: a view of the cached decoded block, no copy.
+    if (first === last) return this.image.read(inode, offset, end - offset);
+    // Several blocks (the kernel asks for up to 1 MiB): assembled in one buffer reused across
+    // calls, which FileSystem.read allows (the reply is written before the next call). A fresh
+    // 1 MiB buffer per READ page-faulted on every request: 17% of the server's CPU in a
+    // sequential-read profile went to that copy.
+    const n = end - offset;
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
+    for (let i = first; i <= last; i++) {
+      const b = this.image.readBlock(inode, i);
+      const blockStart = i * bs;
+      const from = Math.max(offset, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + b.length) - blockStart;
+      b.copy(this.scratch, blockStart + from - offset, from, to);
+    }
+    return this.scratch.subarray(0, n);
   }
 
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
@@ -113,6 +135,8 @@ export class SquashfsFs implements FileSystem {
     this.image.close();
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 const TYPE_MODE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o120000, 4: 0o060000, 5: 0o020000, 6: 0o010000, 7: 0o140000 };
 
