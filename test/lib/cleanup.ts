@@ -246,7 +246,9 @@ export function assertNoLeftovers(opts: { all?: boolean } = {}): void {
     if (ours || global) found.push(`mount ${m.mountpoint} (${m.fstype} from ${m.source})`);
   }
   for (const l of listLoopDevices()) {
-    const ours = ourLoops.has(l.name) || ourBackingFiles.has(l.backFile);
+    // By backing file only: device names are recycled, so once we detached /dev/loopN another
+    // process (a concurrently running test file) may attach its own image to the same name.
+    const ours = ourBackingFiles.has(l.backFile);
     const global = opts.all && l.backFile.startsWith(`${tmp}/${TEMP_PREFIX}`);
     if (ours || global) found.push(`loop device ${l.name} on ${l.backFile}`);
   }
