@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, rmSync, linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { makeContent, makeTempDir, Prng, run, useCleanup, type RunResult } from './lib/index.js';
+import { makeContent, makeTempDir, Prng, run, useCleanup } from './lib/index.js';
 import {
   alive,
   appendVerity,
@@ -40,6 +40,7 @@ import {
   mksquashfs,
   mountsUnder,
   readRecord,
+  runBounded,
   serversUnder,
   sqfsServerPid,
   statusKiB,
@@ -198,15 +199,6 @@ function mutate(base: Base, rand: Prng): { bytes: Buffer; what: string[] } {
     what.push(`truncated to ${cut}`);
   }
   return { bytes: b, what };
-}
-
-/** Run a short command against the mount; a timeout (a hang) becomes status -1, not an exception. */
-async function runBounded(argv: string[]): Promise<RunResult> {
-  try {
-    return await run(argv, { allowFail: true, timeoutMs: 20_000 });
-  } catch (err) {
-    return { status: -1, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.from((err as Error).message) };
-  }
 }
 
 // ---- one case -----------------------------------------------------------------------------------

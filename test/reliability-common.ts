@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { writeLayout } from '@atomfs/oci';
 import { isMounted, readMountinfo, run, runSync, sleepSync, trackMount, type CleanupStack, type RunResult } from './lib/index.js';
-import type { WalkOptions, WalkSummary } from './reliability-walk.js';
+import { walk, type WalkOptions, type WalkSummary } from './reliability-walk.js';
 
 /** The CLI entry and the walker script (these files run from test/dist/). */
 export const ATOMFS = fileURLToPath(new URL('../../bin/atomfs', import.meta.url));
@@ -34,11 +34,10 @@ export interface CliOptions {
 
 /** Run `atomfs ARGS`; never throws on a non-zero exit (the caller checks). */
 export function atomfs(args: readonly string[], o: CliOptions = {}): Promise<RunResult> {
-  return run([...(o.prefix ?? []), process.execPath, ATOMFS, ...args], {
-    allowFail: true,
-    timeoutMs: o.timeoutMs ?? 60_000,
-    env: { ...process.env, ...(o.env ?? {}) },
-  });
+  // --metadir is how these tests place metadata; ATOMFS_TEST_RUN_DIR would override it.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(o.env ?? {}) };
+  if (o.env?.ATOMFS_TEST_RUN_DIR === undefined) delete env.ATOMFS_TEST_RUN_DIR;
+  return run([...(o.prefix ?? []), process.execPath, ATOMFS, ...args], { allowFail: true, timeoutMs: o.timeoutMs ?? 60_000, env });
 }
 
 export function describe(r: RunResult): string {
@@ -160,8 +159,8 @@ export interface MountRecordView {
 }
 
 /** config.json of the atomfs mount at `target` (made with --metadir runDir), if present. */
-export function readRecord(runDir: string, target: string): MountRecordView | undefined {
-  const f = join(metadirOf(runDir, target), 'config.json');
+export function readRecord(runDir: string, target: string, mntns?: string): MountRecordView | undefined {
+  const f = join(metadirOf(runDir, target, mntns), 'config.json');
   if (!existsSync(f)) return undefined;
   const r = JSON.parse(readFileSync(f, 'utf8')) as { atomfs: MountRecordView };
   return r.atomfs;
@@ -179,7 +178,9 @@ export function guardOciMount(stack: CleanupStack, runDir: string, target: strin
     const problems: string[] = [];
     const pid = readRecord(runDir, abs)?.serverPid;
     if (isMounted(abs) || existsSync(metadirOf(runDir, abs))) {
-      const r = runSync([...prefix, process.execPath, ATOMFS, 'umount', '--metadir', runDir, abs], { allowFail: true, timeoutMs: 30_000 });
+      const env = { ...process.env };
+      delete env.ATOMFS_TEST_RUN_DIR;
+      const r = runSync([...prefix, process.execPath, ATOMFS, 'umount', '--metadir', runDir, abs], { allowFail: true, timeoutMs: 30_000, env });
       if (r.status !== 0) problems.push(`atomfs umount: ${r.stderr.toString('utf8').trim()}`);
     }
     forceClean(abs, pid, problems);
@@ -372,5 +373,61 @@ export async function findAll(root: string, timeoutMs = 60_000): Promise<{ count
     return { count: r.stdout.toString('utf8').split('\n').length - 1, stderr: r.stderr.toString('utf8') };
   } catch (err) {
     return { count: 0, stderr: '', hang: (err as Error).message.split('\n')[0] };
+  }
+}
+
+// ---- expected content ---------------------------------------------------------------------------
+
+/**
+ * What a merged read-only view of plain source dirs (bottom first, no whiteouts) must show: path
+ * (relative, "/"-rooted, latin1) → sha256 of every regular file; upper dirs win.
+ */
+export function expectedHashes(srcDirsBottomFirst: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const d of srcDirsBottomFirst) {
+    const s = walk(d, { hashes: true, maxFileBytes: Number.MAX_SAFE_INTEGER });
+    if (Object.keys(s.errors).length > 0) throw new ReliabilityError(`reading source ${d}: ${s.samples.join('; ')}`);
+    for (const [p, h] of Object.entries(s.hashes ?? {})) out.set(p, h);
+  }
+  return out;
+}
+
+export interface ContentCheck {
+  good: number;
+  /** Files whose bytes differ from the expected ones: must stay empty. */
+  wrong: string[];
+  /** Files that are not in the expected set at all. */
+  unknown: string[];
+  errors: Record<string, number>;
+}
+
+/** Compare a walk (made with `hashes: true`) against expectedHashes(). */
+export function checkContent(s: WalkSummary, expected: ReadonlyMap<string, string>): ContentCheck {
+  const c: ContentCheck = { good: 0, wrong: [], unknown: [], errors: s.errors };
+  for (const [p, h] of Object.entries(s.hashes ?? {})) {
+    const want = expected.get(p);
+    if (want === undefined) c.unknown.push(p);
+    else if (want === h) c.good++;
+    else c.wrong.push(p);
+  }
+  return c;
+}
+
+/** Run a short command (against a mount); a timeout becomes status -1 instead of an exception. */
+export async function runBounded(argv: readonly string[], timeoutMs = 20_000): Promise<RunResult> {
+  try {
+    return await run(argv, { allowFail: true, timeoutMs });
+  } catch (err) {
+    return { status: -1, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.from((err as Error).message) };
+  }
+}
+
+/** SIGKILL `pid` if it runs (for walkInWorker's onHang). */
+export function killQuietly(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
