@@ -1,5 +1,6 @@
 import { imageReadCommand, mountCommand, MOUNT_HELP, serveCommand, umountCommand, UMOUNT_HELP, verifyCommand, VERIFY_HELP } from './commands/image.js';
 import { sqfsCommand, SQFS_HELP } from './commands/sqfs.js';
+import { verityCommand } from './commands/verity.js';
 import { CommandError, UsageError } from './errors.js';
 
 export const HELP = `Usage: atomfs [--debug] <command> [options] ...
@@ -14,6 +15,7 @@ Commands:
   ls       list the merged image without mounting: atomfs ls OCIDIR:TAG [PATH]
   cat      print a file of the merged image: atomfs cat OCIDIR:TAG PATH
   sqfs     read or mount a single squashfs image (ls, cat, extract, info, mount, umount)
+  verity   append dm-verity data to a squashfs layer file (format), or show it (dump)
   help     show this help
 
 'atomfs <command> --help' tells more.
@@ -56,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'ls':
       case 'cat':
         return await imageReadCommand(cmd, rest);
+      case 'verity':
+        return await verityCommand(rest);
       case '__serve':
         return await serveCommand(rest);
       case undefined:
