@@ -19,6 +19,8 @@ export interface WalkOptions {
   maxFileBytes?: number;
   /** Record a sha256 per regular file (path → hash) in `hashes`. */
   hashes?: boolean;
+  /** Record every directory listed (relative paths) in `dirPaths`. */
+  dirPaths?: boolean;
 }
 
 export interface WalkSummary {
@@ -35,6 +37,7 @@ export interface WalkSummary {
   /** Regular files read completely and without error (latin1 paths relative to ROOT). */
   goodFiles: string[];
   hashes?: Record<string, string>;
+  dirPaths?: string[];
   truncated: boolean;
 }
 
@@ -47,6 +50,7 @@ export function walk(root: string, o: WalkOptions = {}): WalkSummary {
   const skip = (o.skipPrefixes ?? []).map((p) => Buffer.from(p, 'latin1'));
   const s: WalkSummary = { entries: 0, dirs: 0, files: 0, symlinks: 0, others: 0, bytesRead: 0, errors: {}, samples: [], goodFiles: [], truncated: false };
   if (o.hashes) s.hashes = {};
+  if (o.dirPaths) s.dirPaths = [];
   const buf = Buffer.alloc(CHUNK);
   const fail = (op: string, path: Buffer, err: unknown): void => {
     const code = (err as NodeJS.ErrnoException).code ?? `non-errno ${(err as Error).message}`;
@@ -81,6 +85,7 @@ export function walk(root: string, o: WalkOptions = {}): WalkSummary {
         fail('readdir', path, err);
         return;
       }
+      s.dirPaths?.push(rel(path));
       for (const name of names) {
         if (skip.some((p) => name.subarray(0, p.length).equals(p))) continue;
         visit(Buffer.concat([path, Buffer.from('/'), name]), depth + 1);
