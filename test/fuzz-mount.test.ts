@@ -7,7 +7,7 @@
  * mounted two ways:
  *   - as the bottom layer WITHOUT root hash of a two-layer OCI image (top layer verified),
  *     `atomfs mount --allow-missing-verity --backend fuse`;
- *   - alone, `atomfs sqfs mount`.
+ *   - alone, `atomfs sqfs mount` (every other case with 2 read worker threads).
  * Each case: the mount is refused with a one-line "Error: " message and leaves nothing behind, or
  * it serves; then `find`, a walker child process (lstat, readdir, readlink, read every file) and
  * `getfattr -R -d -m -` all finish within their timeouts, fail only with EIO/ENOENT-like errors,
@@ -238,7 +238,8 @@ async function runCase(id: number, kind: Kind, base: Base, bytes: Buffer, lane: 
     await makeLayout(lane.layout, `c${id}`, [{ file: image }, sentinel]);
     mountArgs = ['mount', '--allow-missing-verity', '--backend', 'fuse', '--metadir', runDir, `${lane.layout}:c${id}`, mp];
   } else {
-    mountArgs = ['sqfs', 'mount', '--log', join(caseDir, 'server.log'), image, mp];
+    // Every other case with read worker threads: a decoder failing in a worker must not hurt either.
+    mountArgs = ['sqfs', 'mount', '--log', join(caseDir, 'server.log'), '--read-workers', id % 2 === 0 ? '2' : '0', image, mp];
   }
   const phase = (name: string): void => {
     if (process.env.FUZZ_MOUNT_DEBUG) process.stderr.write(`# ${label} ${name} at ${Date.now() - t0} ms\n`);
