@@ -420,7 +420,9 @@ export class Session {
     const o = decodeOpenIn(body);
     const r = this.fs.opendir ? this.fs.opendir(h.nodeid, o.flags) : { fh: 0n };
     let openFlags = 0;
-    if (r.cacheDir ?? this.fs.immutable === true) openFlags |= OpenFlag.CACHE_DIR;
+    // KEEP_CACHE too: without it the kernel drops the directory's cached listing on every
+    // opendir (fuse_dir_open invalidates the mapping), so CACHE_DIR alone never serves a hit.
+    if (r.cacheDir ?? this.fs.immutable === true) openFlags |= OpenFlag.CACHE_DIR | OpenFlag.KEEP_CACHE;
     encodeOpenOut(this.scratch, OUT_HEADER_SIZE, { fh: r.fh, openFlags });
     if (!this.replyScratch(h, OPEN_OUT_SIZE)) this.fs.releasedir?.(h.nodeid, r.fh);
   }

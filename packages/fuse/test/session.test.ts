@@ -264,7 +264,8 @@ describe('requests', () => {
     assert.equal(o.fh, id('one'));
     assert.equal(o.openFlags, OpenFlag.KEEP_CACHE);
     const d = decodeOpenOut(h.call(Opcode.OPENDIR, 1n, u32pair(0o200000)).payload, 0);
-    assert.equal(d.openFlags, OpenFlag.CACHE_DIR);
+    // KEEP_CACHE on opendir keeps the cached listing across opens (the kernel drops it otherwise).
+    assert.equal(d.openFlags, OpenFlag.CACHE_DIR | OpenFlag.KEEP_CACHE);
     assert.equal(h.call(Opcode.OPEN, id('one'), u32pair(1)).error, -Errno.EROFS);
     assert.equal(h.call(Opcode.OPEN, id('one'), u32pair(2)).error, -Errno.EROFS);
   });
