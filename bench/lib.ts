@@ -103,3 +103,25 @@ export function printTable(rows: Row[]): void {
   const t = Math.max(...rows.map((r) => r.tool.length));
   for (const r of rows) process.stdout.write(`${r.workload.padEnd(w)}  ${r.tool.padEnd(t)}  ${r.value.toFixed(3).padStart(10)} ${r.unit}\n`);
 }
+
+/** A result row with speedups over other tools (> 1: this row is faster; MB/s ratio or inverse time ratio). */
+export interface RatioRow extends Row {
+  speedup?: Record<string, number>;
+}
+
+/** One table: workload, tool, value, then one "x faster than T" column per tool compared against. */
+export function printRatioTable(rows: RatioRow[]): void {
+  const versus = [...new Set(rows.flatMap((r) => Object.keys(r.speedup ?? {})))];
+  const header = ['workload', 'tool', 'value', ...versus.map((v) => `vs ${v}`)];
+  const cells = rows.map((r) => [
+    r.workload,
+    r.tool,
+    `${r.value.toFixed(r.unit === 's' ? 3 : 0)} ${r.unit}`,
+    ...versus.map((v) => (r.speedup?.[v] === undefined ? '' : `${r.speedup[v]!.toFixed(2)}x`)),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]): string => c.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ') + '\n';
+  process.stdout.write(line(header));
+  process.stdout.write(line(widths.map((w) => '-'.repeat(w))));
+  for (const c of cells) process.stdout.write(line(c));
+}
