@@ -59,6 +59,10 @@ before(async () => {
   work = makeTempDir('sqfsmnt', processCleanup);
   src = join(work, 'src');
   tree = await generateTree(src, { medium: true });
+  // Queue every image build now (the cache builds one at a time): mksquashfs then runs while
+  // earlier variants are being compared, instead of in front of each test. A failed build
+  // surfaces in the test that awaits it.
+  for (const name of VARIANT_NAMES) imageCache.get(src, variantByName(name)).catch(() => undefined);
   // The CLI's own TMPDIR: the detached server's default log dir appears here and must go away.
   env = { tmpdir: join(work, 'cli-tmp') };
   mkdirSync(env.tmpdir);
