@@ -12,6 +12,11 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes at `position`; throws when the range is not inside [0, size). */
   read(position: number, length: number): Buffer;
+  /**
+   * Optional: the same bytes as read(), written to dst[0, length) instead of a new Buffer. Hot
+   * paths use it to read into reused buffers: fresh memory for every block costs page faults.
+   */
+  readInto?(position: number, length: number, dst: Buffer): void;
   close?(): void;
 }
 
@@ -30,6 +35,10 @@ export class BufferSource implements ByteSource {
   read(position: number, length: number): Buffer {
     checkRange(position, length, this.buf.length);
     return this.buf.subarray(position, position + length);
+  }
+  readInto(position: number, length: number, dst: Buffer): void {
+    checkRange(position, length, this.buf.length);
+    this.buf.copy(dst, 0, position, position + length);
   }
 }
 
@@ -55,8 +64,15 @@ export class FileSource implements ByteSource {
   }
 
   read(position: number, length: number): Buffer {
-    checkRange(position, length, this.size);
+    checkRange(position, length, this.size); // before allocating: length may come from a hostile image
     const out = Buffer.allocUnsafe(length);
+    this.readInto(position, length, out);
+    return out;
+  }
+
+  readInto(position: number, length: number, out: Buffer): void {
+    checkRange(position, length, this.size);
+    if (out.length < length) throw new RangeError(`readInto: destination of ${out.length} bytes is shorter than ${length}`);
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, this.offset + position + done);
@@ -64,7 +80,6 @@ export class FileSource implements ByteSource {
       if (n === 0) throw new TruncatedImageError(position, length, position + done);
       done += n;
     }
-    return out;
   }
 
   close(): void {

@@ -1,3 +1,4 @@
+import type { BlockPool } from './block-pool.js';
 import type { ByteSource } from './byte-source.js';
 import type { ByteLru } from './cache.js';
 import type { Decompressor } from './compression/decompressor.js';
@@ -36,13 +37,19 @@ export interface DataReaderContext {
   blocks: ByteLru<number, Buffer>;
   /** Block list chunks and indexes, keyed by "ref" / "ref:chunk". */
   index: ByteLru<string, BlockIndex | Uint32Array>;
+  /** Set when decoded blocks may be recycled (the cache gives evicted blocks back to it). */
+  pool?: BlockPool;
 }
 
 export class FileDataReader {
   private readonly zeros: Buffer;
+  /** Compressed bytes of the block being decoded, when the source can read into a buffer. */
+  private readonly raw: Buffer | undefined;
 
   constructor(private readonly c: DataReaderContext) {
     this.zeros = Buffer.alloc(c.blockSize);
+    // Compressed input never outlives decode(), so one buffer serves every block.
+    this.raw = c.source.readInto !== undefined ? Buffer.allocUnsafeSlow(c.blockSize) : undefined;
   }
 
   /** Bytes [position, position+length) of a regular file, short only at end of file. */
@@ -60,6 +67,22 @@ export class FileDataReader {
       return b.subarray(off, off + (end - position));
     }
     const out = Buffer.allocUnsafe(end - position);
+    this.copyBlocks(inode, position, end, out);
+    return out;
+  }
+
+  /** Bytes [position, position+length) of a regular file into dst; the count (short only at EOF). */
+  readInto(inode: FileInode, position: number, length: number, dst: Buffer): number {
+    const end = Math.min(inode.fileSize, position + length, position + dst.length);
+    if (position >= end) return 0;
+    this.copyBlocks(inode, position, end, dst);
+    return end - position;
+  }
+
+  private copyBlocks(inode: FileInode, position: number, end: number, out: Buffer): void {
+    const { blockSize } = this.c;
+    const first = Math.floor(position / blockSize);
+    const last = Math.floor((end - 1) / blockSize);
     for (let i = first; i <= last; i++) {
       const b = this.block(inode, i);
       const blockStart = i * blockSize;
@@ -67,7 +90,6 @@ export class FileDataReader {
       const to = Math.min(end, blockStart + b.length) - blockStart;
       b.copy(out, blockStart + from - position, from, to);
     }
-    return out;
   }
 
   /** Decoded bytes of block `i` of the file (the tail fragment counts as the last block). */
@@ -110,17 +132,39 @@ export class FileDataReader {
     const { blockSize, end } = this.c;
     if (length > blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
     if (position + length > end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
-    const raw = this.c.source.read(position, length);
+    const { source, decompressor, pool } = this.c;
     let data: Buffer;
-    if (!compressed) {
-      data = Buffer.from(raw);
-    } else {
-      try {
-        data = this.c.decompressor.decompress(raw, blockSize);
-      } catch (err) {
-        if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
-        throw err;
+    try {
+      if (!compressed) {
+        if (pool !== undefined && source.readInto !== undefined) {
+          data = pool.take().subarray(0, length);
+          source.readInto(position, length, data);
+        } else {
+          data = Buffer.from(source.read(position, length));
+        }
+      } else {
+        let raw: Buffer;
+        if (this.raw !== undefined) {
+          raw = this.raw.subarray(0, length);
+          source.readInto!(position, length, raw);
+        } else {
+          raw = source.read(position, length);
+        }
+        if (pool !== undefined && decompressor.decompressInto !== undefined) {
+          const slot = pool.take();
+          try {
+            data = slot.subarray(0, decompressor.decompressInto(raw, slot));
+          } catch (err) {
+            pool.give(slot);
+            throw err;
+          }
+        } else {
+          data = decompressor.decompress(raw, blockSize);
+        }
       }
+    } catch (err) {
+      if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
+      throw err;
     }
     this.c.blocks.set(position, data, data.length + 64);
     return data;

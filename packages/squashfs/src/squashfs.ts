@@ -1,4 +1,5 @@
 import { FileSource, type ByteSource } from './byte-source.js';
+import { BlockPool } from './block-pool.js';
 import { ByteLru } from './cache.js';
 import { createDecompressor } from './compression/index.js';
 import { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
@@ -19,6 +20,12 @@ export interface SquashfsOptions {
   metadataCacheBytes?: number;
   /** Budget for decoded data and fragment blocks (default 32 MiB). */
   dataCacheBytes?: number;
+  /**
+   * Recycle the buffers of evicted data blocks (default false). Faster on first reads, but a
+   * Buffer returned by read() or readBlock() is then only valid until the next read from this
+   * image: copy what you keep. For servers that send each result before reading again.
+   */
+  reuseBlockBuffers?: boolean;
 }
 
 /** Attributes as lstat(2) reports them for an entry of the image. */
@@ -109,6 +116,9 @@ export class SquashFS {
       sb.exportTableStart === undefined ? undefined : new LookupTable(this.meta, source, 'export', sb.exportTableStart, sb.inodeCount, 8, end);
     const fragments =
       sb.fragmentCount > 0 ? new LookupTable(this.meta, source, 'fragment', sb.fragmentTableStart!, sb.fragmentCount, 16, end) : undefined;
+    const dataCacheBytes = options.dataCacheBytes ?? 32 << 20;
+    // The cache evicts an eighth of its budget at a time: keep that many buffers for reuse.
+    const pool = options.reuseBlockBuffers === true ? new BlockPool(sb.blockSize, Math.ceil(dataCacheBytes / 8 / sb.blockSize) + 1) : undefined;
     this.data = new FileDataReader({
       source,
       decompressor,
@@ -116,8 +126,9 @@ export class SquashFS {
       blockSize: sb.blockSize,
       end,
       fragments,
-      blocks: new ByteLru(options.dataCacheBytes ?? 32 << 20),
+      blocks: new ByteLru<number, Buffer>(dataCacheBytes, pool && ((b) => pool.give(b))),
       index: new ByteLru(4 << 20),
+      ...(pool ? { pool } : {}),
     });
     this.ctx = {
       blockSize: sb.blockSize,
@@ -188,6 +199,18 @@ export class SquashFS {
   read(file: Inode, position: number, length: number): Buffer {
     if (file.kind !== 'file') throw new FsError(file.kind === 'dir' ? 'EISDIR' : 'EINVAL', 'read', `inode ${file.inodeNumber}`);
     return this.data.read(file, position, length);
+  }
+
+  /**
+   * Bytes of a regular file written to dst (at most dst.length); how many (short only at end of
+   * file). For callers that reuse one buffer across reads instead of getting a new one each time.
+   */
+  readInto(file: Inode, position: number, length: number, dst: Buffer): number {
+    if (file.kind !== 'file') throw new FsError(file.kind === 'dir' ? 'EISDIR' : 'EINVAL', 'read', `inode ${file.inodeNumber}`);
+    if (!Number.isSafeInteger(position) || position < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new RangeError(`readInto: position ${position} and length ${length} must be non-negative integers`);
+    }
+    return this.data.readInto(file, position, length, dst);
   }
 
   /** Decoded bytes of data block `index` of a file (the last one may be its tail fragment). */

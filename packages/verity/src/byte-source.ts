@@ -11,6 +11,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes at `position`; throws when the range is not inside [0, size). */
   read(position: number, length: number): Buffer;
+  /** Optional: the same bytes written to dst[0, length) (lets readers reuse buffers). */
+  readInto?(position: number, length: number, dst: Buffer): void;
   close?(): void;
 }
 

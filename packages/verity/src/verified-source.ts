@@ -101,7 +101,15 @@ export class VerifiedSource implements ByteSource {
   read(position: number, length: number): Buffer {
     checkReadRange(this.label, position, length, this.size);
     const out = Buffer.allocUnsafe(length);
-    if (length === 0) return out;
+    this.readInto(position, length, out);
+    return out;
+  }
+
+  /** read() into dst[0, length): nothing is written to dst before its data block verified. */
+  readInto(position: number, length: number, out: Buffer): void {
+    checkReadRange(this.label, position, length, this.size);
+    if (out.length < length) throw new VerityArgumentError(this.label, `readInto: destination of ${out.length} bytes is shorter than ${length}`);
+    if (length === 0) return;
     const dbs = this.geometry.dataBlockSize;
     const end = position + length;
     const last = Math.floor((end - 1) / dbs);
@@ -132,7 +140,6 @@ export class VerifiedSource implements ByteSource {
       }
       b = runEnd + 1;
     }
-    return out;
   }
 
   /**

@@ -3,6 +3,7 @@ import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
 import type { SquashFS } from '@atomfs/squashfs';
 import { openLayer, type LayerSpec } from '../layers/open-layer.js';
 import { SquashfsLayer } from '../layers/squashfs-layer.js';
+import { SERVER_DATA_CACHE } from './squashfs-fs.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
 export interface OverlayFsOptions {
@@ -23,8 +24,12 @@ export class OverlayFs implements FileSystem {
   private readonly rootId: bigint;
   private readonly blksize: number;
 
-  constructor(private readonly images: SquashFS[]) {
-    this.overlay = new Overlay(images.map((i) => new SquashfsLayer(i)));
+  /** `reuseBuffers`: read results may be overwritten by the next read (a server that replies first). */
+  constructor(
+    private readonly images: SquashFS[],
+    options: { reuseBuffers?: boolean } = {},
+  ) {
+    this.overlay = new Overlay(images.map((i) => new SquashfsLayer(i, { reuseReadBuffer: options.reuseBuffers === true })));
     this.rootId = this.overlay.rootId;
     this.blksize = images[0]?.superblock.blockSize ?? 4096;
   }
@@ -141,18 +146,20 @@ export class OverlayFs implements FileSystem {
 }
 
 /** Open every layer (verified where it has a root hash) and build the merged filesystem. */
-export function openOverlayFs(layers: LayerSpec[]): OverlayFs {
+export function openOverlayFs(layers: LayerSpec[], options: { reuseBuffers?: boolean } = {}): OverlayFs {
   const images: SquashFS[] = [];
+  const reuseBlockBuffers = options.reuseBuffers === true;
   try {
-    for (const l of layers) images.push(openLayer(l));
+    for (const l of layers) images.push(openLayer(l, { reuseBlockBuffers, ...(reuseBlockBuffers ? { dataCacheBytes: SERVER_DATA_CACHE } : {}) }));
   } catch (err) {
     for (const i of images) i.close();
     throw err;
   }
-  return new OverlayFs(images);
+  return new OverlayFs(images, options);
 }
 
 /** Entry point for FUSE worker threads (see @atomfs/fuse FileSystemModule). */
 export function createFileSystem(options: unknown): FileSystem {
-  return openOverlayFs((options as OverlayFsOptions).layers);
+  // Every READ reply is written before the next read: buffers may be reused.
+  return openOverlayFs((options as OverlayFsOptions).layers, { reuseBuffers: true });
 }

@@ -74,24 +74,15 @@ export class SquashfsFs implements FileSystem {
     const end = Math.min(inode.fileSize, offset + size);
     if (offset >= end) return EMPTY;
     const bs = this.blksize;
-    const first = Math.floor(offset / bs);
-    const last = Math.floor((end - 1) / bs);
     // Inside one block: a view of the cached decoded block, no copy.
-    if (first === last) return this.image.read(inode, offset, end - offset);
+    if (Math.floor(offset / bs) === Math.floor((end - 1) / bs)) return this.image.read(inode, offset, end - offset);
     // Several blocks (the kernel asks for up to 1 MiB): assembled in one buffer reused across
     // calls, which FileSystem.read allows (the reply is written before the next call). A fresh
     // 1 MiB buffer per READ page-faulted on every request: 17% of the server's CPU in a
     // sequential-read profile went to that copy.
     const n = end - offset;
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
-    for (let i = first; i <= last; i++) {
-      const b = this.image.readBlock(inode, i);
-      const blockStart = i * bs;
-      const from = Math.max(offset, blockStart) - blockStart;
-      const to = Math.min(end, blockStart + b.length) - blockStart;
-      b.copy(this.scratch, blockStart + from - offset, from, to);
-    }
-    return this.scratch.subarray(0, n);
+    return this.scratch.subarray(0, this.image.readInto(inode, offset, n, this.scratch));
   }
 
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
@@ -143,5 +134,14 @@ const TYPE_MODE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o12000
 /** Entry point for FUSE worker threads (see @atomfs/fuse FileSystemModule). */
 export function createFileSystem(options: unknown): FileSystem {
   const o = options as SquashfsFsOptions;
-  return new SquashfsFs(SquashFS.open(o.image, { offset: o.offset ?? 0 }), o.subdir);
+  // Every READ reply is written before the next read, so decoded blocks may be recycled.
+  return new SquashfsFs(SquashFS.open(o.image, { offset: o.offset ?? 0, reuseBlockBuffers: true, dataCacheBytes: SERVER_DATA_CACHE }), o.subdir);
 }
+
+/**
+ * Decoded-block cache of each serving thread. The kernel's page cache keeps file data (replies
+ * are keep-cache), so this cache mostly serves fragment blocks shared by many small files and
+ * reads that end inside a block; every thread has its own, so it is kept small to bound the
+ * server's RSS (8 MiB = 64 blocks of 128 KiB).
+ */
+export const SERVER_DATA_CACHE = 8 << 20;

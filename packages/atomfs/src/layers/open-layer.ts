@@ -1,4 +1,4 @@
-import { FileSource, SquashFS, SquashfsError } from '@atomfs/squashfs';
+import { FileSource, SquashFS, SquashfsError, type SquashfsOptions } from '@atomfs/squashfs';
 import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
 
 /** One layer of an image as the mount logic needs it: the blob file and its trusted root hash. */
@@ -26,10 +26,10 @@ const VERITY_ALIGN = 4096;
  * rounded-up size and cover exactly that many blocks, and block 0 (which holds the size) is
  * itself verified against the trusted root hash when the reader reads the superblock.
  */
-export function openLayer(spec: LayerSpec): SquashFS {
+export function openLayer(spec: LayerSpec, options: Pick<SquashfsOptions, 'reuseBlockBuffers' | 'dataCacheBytes'> = {}): SquashFS {
   const file = new FileSource(spec.path);
   try {
-    if (spec.rootHash === undefined) return new SquashFS(file);
+    if (spec.rootHash === undefined) return new SquashFS(file, options);
     if (file.size < 96) throw new LayerOpenError(`layer ${spec.digest}: ${file.size} bytes is too small for a squashfs image`);
     const bytesUsed = Number(file.read(40, 8).readBigUInt64LE(0));
     const hashOffset = Math.ceil(bytesUsed / VERITY_ALIGN) * VERITY_ALIGN;
@@ -52,7 +52,7 @@ export function openLayer(spec: LayerSpec): SquashFS {
       raw.close();
       throw err;
     }
-    return new SquashFS(verified);
+    return new SquashFS(verified, options);
   } catch (err) {
     file.close();
     if (err instanceof LayerOpenError) throw err;

@@ -7,7 +7,15 @@ import type { Inode, SquashFS } from '@atomfs/squashfs';
  * and hard links (one inode, several entries) share a key.
  */
 export class SquashfsLayer implements Layer<Inode> {
-  constructor(readonly image: SquashFS) {}
+  /** Reused for multi-block reads when the caller consumes each result before the next read. */
+  private scratch: Buffer | undefined;
+
+  constructor(
+    readonly image: SquashFS,
+    options: { reuseReadBuffer?: boolean } = {},
+  ) {
+    if (options.reuseReadBuffer === true) this.scratch = Buffer.alloc(0);
+  }
 
   root(): Inode {
     return this.image.root();
@@ -31,7 +39,9 @@ export class SquashfsLayer implements Layer<Inode> {
     return this.image.getxattr(node, name);
   }
   read(node: Inode, position: number, length: number): Buffer {
-    return this.image.read(node, position, length);
+    if (this.scratch === undefined) return this.image.read(node, position, length);
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(length);
+    return this.scratch.subarray(0, this.image.readInto(node, position, length, this.scratch));
   }
   key(node: Inode): number {
     return node.ref;

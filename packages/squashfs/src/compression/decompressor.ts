@@ -11,6 +11,11 @@ export interface Decompressor {
   /** Which code decodes (e.g. 'node:zlib', 'lz4-napi', 'ts'): for diagnostics and benchmarks. */
   readonly implementation?: string;
   decompress(src: Buffer, maxOutput: number): Buffer;
+  /**
+   * Optional: decode into `dst` (its length is the output cap) and return the decoded length.
+   * Lets the data block cache decode into recycled buffers instead of fresh memory each block.
+   */
+  decompressInto?(src: Buffer, dst: Buffer): number;
 }
 
 export type CompressorName = 'gzip' | 'lzma' | 'lzo' | 'xz' | 'lz4' | 'zstd';

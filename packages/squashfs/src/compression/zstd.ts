@@ -38,16 +38,35 @@ export class ZstdDecompressor implements Decompressor {
     return this.dctx !== undefined ? this.native(this.dctx, src, contentSize ?? Math.min(maxOutput, frame.maxDecodedSize)) : this.portable(src, contentSize, frame.maxDecodedSize);
   }
 
+  decompressInto(src: Buffer, dst: Buffer): number {
+    const maxOutput = dst.length;
+    checkBlockArgs(this.name, src, maxOutput);
+    const frame = scanZstdFrame(src);
+    const { contentSize } = frame;
+    if (contentSize !== undefined && contentSize > maxOutput) throw overCap(this.name, maxOutput, contentSize);
+    if (this.dctx === undefined) {
+      const out = this.portable(src, contentSize, frame.maxDecodedSize);
+      out.copy(dst);
+      return out.length;
+    }
+    return this.nativeInto(this.dctx, src, dst.subarray(0, contentSize ?? Math.min(maxOutput, frame.maxDecodedSize)));
+  }
+
   private native(dctx: DCtx, src: Buffer, capacity: number): Buffer {
     const dst = Buffer.allocUnsafe(capacity);
+    return exactLength(dst, this.nativeInto(dctx, src, dst));
+  }
+
+  /** Decode into all of `dst` at most (zstd cannot write past it); the decoded length. */
+  private nativeInto(dctx: DCtx, src: Buffer, dst: Buffer): number {
     let n: number;
     try {
       n = dctx.decompress(dst, src);
     } catch (err) {
       throw asDecompressError(this.name, err);
     }
-    if (!Number.isSafeInteger(n) || n < 0 || n > capacity) throw new DecompressError(this.name, `decoder reported ${n} bytes`);
-    return exactLength(dst, n);
+    if (!Number.isSafeInteger(n) || n < 0 || n > dst.length) throw new DecompressError(this.name, `decoder reported ${n} bytes`);
+    return n;
   }
 
   private portable(src: Buffer, contentSize: number | undefined, maxDecodedSize: number): Buffer {
