@@ -249,7 +249,7 @@ describe('mount lifecycle edge cases', () => {
 describe('error words', () => {
   const cases: Array<[string, (mp: string) => string[], RegExp]> = [
     ['no colon in the image reference', (mp) => ['mount', oci, mp], /^Incorrect Usage: .*no ":"/],
-    ['one positional argument', () => ['mount', `${oci}:tri`], /^Incorrect Usage: Usage: atomfs mount/],
+    ['one positional argument', () => ['mount', `${oci}:tri`], /^Error: Usage: atomfs mount \[--writeable\] \[--persist=\/tmp\/upperdir\] ocidir:tag target$/m],
     ['missing OCI directory', (mp) => ['mount', `${work}/no-such-oci:tri`, mp], /^Error: oci directory \S+no-such-oci does not exist/],
     ['unknown tag', (mp) => ['mount', `${oci}:no-such-tag`, mp], /^Error: bad descriptor no-such-tag: not found/],
     ['empty --persist=', (mp) => ['mount', '--persist=', `${oci}:tri`, mp], /^Error: --persist requires an argument$/m],

@@ -81,7 +81,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
     process.stdout.write(MOUNT_HELP + '\n');
     return 0;
   }
-  if (positionals.length !== 2) throw new UsageError('Usage: atomfs mount [--writeable] [--persist=/tmp/upperdir] ocidir:tag target');
+  if (positionals.length !== 2) throw new CommandError('Usage: atomfs mount [--writeable] [--persist=/tmp/upperdir] ocidir:tag target');
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'kernel' && backend !== 'fuse') throw new UsageError(`--backend must be auto, kernel or fuse, not "${backend}"`);
   if (values.persist === '') throw new CommandError('--persist requires an argument');
