@@ -1,18 +1,45 @@
 /**
- * `pnpm bench`: the issue benchmarks in one run — extraction/listing vs unsquashfs (issue 2) and
- * the FUSE mount vs squashfuse_ll and the kernel (issue 3) — printed as one table and written
- * to bench/results/latest.json. RUNS (default 5; extraction uses min(RUNS, 3)), ONLY=extract|fuse.
+ * `pnpm bench`: every issue benchmark in one run, each workload next to its peers — extraction
+ * and listing vs unsquashfs; FUSE workloads (dd, find|stat, fio randread, 16 parallel hashers) of
+ * our verity-on mount and our plain sqfs mount vs squashfuse_ll and the kernel; verification vs
+ * `veritysetup verify`; cold mount-to-first-ls of a 3-layer image; server peak RSS over a 1 GiB
+ * walk. Prints one table of medians and ratios plus the issue targets (met / NOT met), and writes
+ * bench/results/latest.json (render it into the README with `node bench/dist/readme-table.js`).
+ *
+ * Environment: RUNS (default 5; extraction and verification use min(RUNS, 3), RSS min(RUNS, 3)),
+ * ONLY=extract,fuse,verity,latency,rss (any comma-separated subset), ATOMFS_BENCH_DIR.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { benchExtract } from './extract.js';
-import { benchFuse, printFuseSummary, type FuseBenchResult } from './fuse.js';
+import { benchFuse, printFuseSummary, SQUASHFUSE_TOOL, VERITY_TOOL, type FuseBenchResult } from './fuse.js';
 import { printRatioTable, type RatioRow, type Row } from './lib.js';
+import { benchMountLatency, type LatencyResult } from './mount-latency.js';
+import { benchRss, RSS_WORKLOAD, type RssResult } from './rss.js';
+import { benchVerityDetailed, type VerityBenchResult } from './verity.js';
+
+const SECTIONS = ['extract', 'fuse', 'verity', 'latency', 'rss'] as const;
+type Section = (typeof SECTIONS)[number];
 
 const runs = Number(process.env.RUNS ?? 5);
 if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`RUNS must be a positive integer, got ${process.env.RUNS}`);
-const only = process.env.ONLY;
-if (only !== undefined && only !== 'extract' && only !== 'fuse') throw new RangeError(`ONLY must be extract or fuse, got ${only}`);
+const only = process.env.ONLY?.split(',').filter(Boolean);
+for (const s of only ?? []) if (!(SECTIONS as readonly string[]).includes(s)) throw new RangeError(`ONLY must be a comma-separated subset of ${SECTIONS.join(',')}, got ${process.env.ONLY}`);
+const wanted = (s: Section): boolean => only === undefined || only.includes(s);
+
+/** A row of the final table; `target` says which issue goal it is checked against, and how it did. */
+export interface ResultRow extends RatioRow {
+  target?: string;
+  met?: boolean;
+}
+
+export interface TargetResult {
+  goal: string;
+  workload: string;
+  tool: string;
+  measured: string;
+  met: boolean;
+}
 
 /** Extraction rows come in (unsquashfs, atomfs) pairs: give the atomfs row its speedup. */
 function withExtractRatios(rows: Row[]): RatioRow[] {
@@ -25,13 +52,91 @@ function withExtractRatios(rows: Row[]): RatioRow[] {
   return out;
 }
 
-const started = new Date().toISOString();
-const extractRows = only === 'fuse' ? [] : withExtractRatios(benchExtract(Math.min(runs, 3)));
-let fuse: FuseBenchResult | undefined;
-if (only !== 'extract') fuse = benchFuse(runs);
-const rows: RatioRow[] = [...extractRows, ...(fuse?.rows ?? [])];
+/** The issue's goals, checked on the rows they concern (ratios within this one run). */
+const GOALS: Array<{ goal: string; workload: (w: string) => boolean; tool: string; check: (r: RatioRow) => { measured: string; met: boolean } | undefined }> = [
+  ...[
+    { w: 'sequential dd', x: 1.3 },
+    { w: 'find | xargs stat', x: 2 },
+  ].map(({ w, x }) => ({
+    goal: `≥${x}× ${SQUASHFUSE_TOOL}`,
+    workload: (name: string) => name.startsWith(w) && !name.endsWith(': server CPU'),
+    tool: VERITY_TOOL,
+    check: (r: RatioRow) => {
+      const s = r.speedup?.[SQUASHFUSE_TOOL];
+      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= x };
+    },
+  })),
+  {
+    goal: 'no slower than unsquashfs',
+    workload: (w) => w.startsWith('extract'),
+    tool: 'atomfs sqfs extract',
+    check: (r) => {
+      const s = r.speedup?.unsquashfs;
+      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= 1 };
+    },
+  },
+  {
+    goal: '≥0.9× veritysetup',
+    workload: (w) => w.startsWith('verify '),
+    tool: 'atomfs verify OCIDIR:TAG',
+    check: (r) => {
+      const s = r.speedup?.veritysetup;
+      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= 0.9 };
+    },
+  },
+  {
+    goal: '≤150 MiB',
+    workload: (w) => w === RSS_WORKLOAD,
+    tool: 'atomfs mount --backend fuse (verity on)',
+    check: (r) => ({ measured: `${r.value.toFixed(0)} MiB`, met: r.value <= 150 }),
+  },
+];
+
+const started = new Date();
+const loadavgBefore = loadavg();
+const seconds: Partial<Record<Section, number>> = {};
+async function section<T>(s: Section, f: () => T | Promise<T>): Promise<T | undefined> {
+  if (!wanted(s)) return undefined;
+  process.stderr.write(`bench: ${s}...\n`);
+  const t0 = Date.now();
+  const r = await f();
+  seconds[s] = (Date.now() - t0) / 1000;
+  process.stderr.write(`bench: ${s} took ${seconds[s]!.toFixed(0)} s\n`);
+  return r;
+}
+
+const extractRows = await section('extract', () => withExtractRatios(benchExtract(Math.min(runs, 3))));
+const fuse: FuseBenchResult | undefined = await section('fuse', () => benchFuse(runs));
+const verity: VerityBenchResult | undefined = await section('verity', () => benchVerityDetailed(Math.min(runs, 3)));
+const latency: LatencyResult | undefined = await section('latency', () => benchMountLatency(runs));
+const rss: RssResult | undefined = await section('rss', () => benchRss(Math.min(runs, 3)));
+
+const rows: ResultRow[] = [...(extractRows ?? []), ...(fuse?.rows ?? []), ...(verity?.rows ?? []), ...(latency?.rows ?? []), ...(rss?.rows ?? [])];
+const targets: TargetResult[] = [];
+for (const g of GOALS) {
+  for (const r of rows) {
+    if (r.tool !== g.tool || !g.workload(r.workload)) continue;
+    const c = g.check(r);
+    if (c === undefined) continue;
+    r.target = `${g.goal}: ${c.met ? 'met' : 'NOT met'}`;
+    r.met = c.met;
+    targets.push({ goal: g.goal, workload: r.workload, tool: r.tool, measured: c.measured, met: c.met });
+  }
+}
+
 printRatioTable(rows);
 if (fuse) printFuseSummary(fuse);
+if (verity) process.stdout.write(`dd time with verity / without (verity bench, atomfs mount both ways): ${(1 / verity.readRatio).toFixed(2)} (goal <= 1.15)\n`);
+process.stdout.write('\nissue targets (ratios within this run):\n');
+for (const t of targets) process.stdout.write(`  ${t.workload}: ${t.tool} ${t.measured}, target ${t.goal}: ${t.met ? 'met' : 'NOT met'}\n`);
+
+function cpuModel(): string {
+  try {
+    return /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 const results = new URL('./results/', new URL('..', import.meta.url));
 mkdirSync(results, { recursive: true });
@@ -40,12 +145,26 @@ writeFileSync(
   file,
   JSON.stringify(
     {
-      started,
+      started: started.toISOString(),
       finished: new Date().toISOString(),
-      machine: { cpus: cpus().length, kernel: release(), node: process.version, loadavgAtEnd: loadavg() },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpuModel(),
+        memGiB: Math.round(totalmem() / 2 ** 30),
+        kernel: release(),
+        node: process.version,
+        loadavgBefore,
+        loadavgAtEnd: loadavg(),
+      },
       runs,
+      sections: only ?? SECTIONS,
+      sectionSeconds: seconds,
       rows,
+      targets,
       fuse: fuse && { ratios: fuse.ratios, bestReadWorkers: fuse.bestReadWorkers, loadavgBefore: fuse.loadavgBefore, loadavgAfter: fuse.loadavgAfter, raw: fuse.raw, rawServerCpu: fuse.rawServerCpu },
+      verity: verity && { verifyRatio: verity.verifyRatio, verifyAllRatio: verity.verifyAllRatio, readRatio: verity.readRatio },
+      latency: latency && { raw: latency.raw },
+      rss: rss && { raw: rss.raw },
     },
     null,
     1,
