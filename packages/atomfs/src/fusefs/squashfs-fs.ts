@@ -90,11 +90,11 @@ export class SquashfsFs implements FileSystem {
     if (dir.kind !== 'dir') throw new FuseErrno(Errno.ENOTDIR);
     // Cookies: 1 after ".", 2 after "..", then 3 + index of each entry.
     const start = Number(offset);
-    if (start < 1) yield { name: Buffer.from('.'), cookie: 1n, ino: BigInt(dir.inodeNumber), mode: dir.mode };
+    if (start < 1) yield { name: DOT, cookie: 1n, ino: BigInt(dir.inodeNumber), mode: dir.mode };
     // d_ino 0 would make glibc's readdir skip the entry. The root's parent is outside the
     // mount, so like the kernel's squashfs we show a root ".." with the root's own number.
     const parentIno = dir.ref === this.rootRef ? dir.inodeNumber : dir.parentInode;
-    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: BigInt(parentIno), mode: 0o040000 };
+    if (start < 2) yield { name: DOTDOT, cookie: 2n, ino: BigInt(parentIno), mode: 0o040000 };
     const entries = this.image.readdir(dir);
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
@@ -128,6 +128,8 @@ export class SquashfsFs implements FileSystem {
 }
 
 const EMPTY = Buffer.alloc(0);
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 
 const TYPE_MODE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o120000, 4: 0o060000, 5: 0o020000, 6: 0o010000, 7: 0o140000 };
 
