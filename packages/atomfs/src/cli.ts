@@ -82,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'verity':
         return await (await verity()).verityCommand(rest);
       case '__serve':
-        return await (await image()).serveCommand(rest);
+        return await (await import('./commands/serve.js')).serveCommand(rest);
       case undefined:
       case 'help':
       case 'h':

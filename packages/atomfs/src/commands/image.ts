@@ -1,12 +1,11 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FuseServer, FuseError, findMount } from '@atomfs/fuse';
+import { findMount } from '@atomfs/fuse';
 import { OciError, parseImageRef, resolveImage, type ResolvedImage } from '@atomfs/oci';
 import { verifyAll, VerityError } from '@atomfs/verity';
 import { parse } from '../args.js';
-import { signalReady } from '../daemon.js';
 import { CommandError, UsageError } from '../errors.js';
-import { openOverlayFs, type OverlayFsOptions } from '../fusefs/overlay-fs.js';
+import { openOverlayFs } from '../fusefs/overlay-fs.js';
 import { hashOffsetOf, type LayerSpec } from '../layers/open-layer.js';
 import { metadirFor, namespaceDir, readRecord } from '../metadir.js';
 import { layerSpecs, mountImage, umountImage } from '../molecule.js';
@@ -197,32 +196,6 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   if (checked.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
   if (checked.some((v) => v.status !== 'OK')) throw new CommandError('Found corrupt devices in molecule');
   return 0;
-}
-
-/** Hidden: the detached FUSE server of an image mount (started by mountImage). */
-export async function serveCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { 'ready-fd': { type: 'string' } });
-  const spec = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as { mountpoint: string; layers: LayerSpec[]; debug: boolean };
-  const options: OverlayFsOptions = { layers: spec.layers };
-  let server: FuseServer;
-  try {
-    server = await FuseServer.mount({
-      mountpoint: spec.mountpoint,
-      fs: { module: new URL('../fusefs/overlay-fs.js', import.meta.url).href, options },
-      subtype: 'atomfs',
-      fsname: 'atomfs',
-      debug: spec.debug,
-      unmountOnSignals: ['SIGTERM', 'SIGINT', 'SIGHUP'],
-    });
-  } catch (err) {
-    if (err instanceof FuseError) throw new CommandError(err.message);
-    throw err;
-  }
-  process.stderr.write(`atomfs: serving ${spec.layers.length} layers at ${spec.mountpoint} (pid ${process.pid})\n`);
-  signalReady(values['ready-fd'] === undefined ? undefined : Number(values['ready-fd']));
-  const info = await server.closed;
-  process.stderr.write(`atomfs: ${spec.mountpoint} ${info.reason}: ${info.detail}\n`);
-  return info.reason === 'unmounted' ? 0 : 1;
 }
 
 /** `atomfs ls|cat OCIDIR:TAG [PATH]`: read the merged image without mounting it. */
