@@ -25,14 +25,18 @@ export class LruMap<V> {
     return this.map.has(key);
   }
 
-  set(key: number, value: V): void {
-    if (this.capacity <= 0) return;
+  /** Inserts (or replaces) `key`; returns the value evicted to make room, if any, for reuse. */
+  set(key: number, value: V): V | undefined {
+    if (this.capacity <= 0) return undefined;
     this.map.delete(key);
     this.map.set(key, value);
+    let evicted: V | undefined;
     while (this.map.size > this.capacity) {
       const oldest = this.map.keys().next().value as number;
+      evicted = this.map.get(oldest);
       this.map.delete(oldest);
     }
+    return evicted;
   }
 
   clear(): void {
