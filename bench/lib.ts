@@ -21,19 +21,25 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Time a command (seconds, wall clock) `runs` times with caches dropped before each; returns the median. */
-export function timeCommand(argv: string[], runs: number, before?: () => void): number {
-  const times: number[] = [];
+/**
+ * Time several commands `runs` rounds each, taking turns within every round (so a slow spell of
+ * the machine, or the disk still discarding what the previous run deleted, hits all of them),
+ * caches dropped before each; returns each command's median in seconds.
+ */
+export function timeCommands(argvs: string[][], runs: number, before?: () => void): number[] {
+  const times: number[][] = argvs.map(() => []);
   for (let i = 0; i < runs; i++) {
-    before?.();
-    dropCaches();
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-    const t = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr?.toString().trim()}`);
-    times.push(t);
+    argvs.forEach((argv, k) => {
+      before?.();
+      dropCaches();
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+      const t = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr?.toString().trim()}`);
+      times[k]!.push(t);
+    });
   }
-  return median(times);
+  return times.map(median);
 }
 
 /** xorshift32 PRNG: deterministic datasets. */

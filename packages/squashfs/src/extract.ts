@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readFileSync, renameSync, statSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FileInode, Inode } from './inode.js';
@@ -41,6 +41,7 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
   const xattrDump: string[] = [];
   const destBuf = Buffer.from(dest);
   mkdirSync(dest, { recursive: true });
+  const made = creator(dest, owners);
 
   for (const e of walkTree(fs, options.subdir ?? '/')) {
     const target = e.depth === 0 ? destBuf : Buffer.concat([destBuf, relativeTail(e.pathBuffer, options.subdir)]);
@@ -61,7 +62,7 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
         result.dirs++;
         break;
       case 'file':
-        writeFile(fs, inode, target, owners);
+        writeFile(fs, inode, target, made);
         result.bytes += inode.fileSize;
         result.files++;
         break;
@@ -108,8 +109,13 @@ function relativeTail(pathBuffer: Buffer, subdir: string | undefined): Buffer {
  * a hole. (Async I/O with 16 files in flight measured 2x slower than this: the libuv round trip
  * per syscall costs more than the syscall.)
  */
-function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, owners: boolean): void {
-  const fd = openSync(target, 'w', 0o600);
+function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, c: Creator): void {
+  const mode = inode.mode & 0o7777;
+  // Created with its final mode (the fd stays writable whatever the mode says), so chmod is
+  // only needed when the umask strips bits or a chown clears setuid/setgid. chown only when
+  // the new file's owner differs. Of a 20,000-file extraction's system calls, fchown and fchmod
+  // were 150 ms of 2 s.
+  const fd = openSync(target, 'w', mode);
   try {
     const bs = fs.superblock.blockSize;
     const blocks = Math.ceil(inode.fileSize / bs);
@@ -123,13 +129,39 @@ function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, owners: boole
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, i * bs + done);
     }
     if (endsInHole) ftruncateSync(fd, inode.fileSize);
+    const chown = c.owners && (inode.uid !== c.uid || inode.gid !== c.gid);
+    if (chown) fchownSync(fd, inode.uid, inode.gid);
     // chmod after chown, which clears setuid/setgid.
-    if (owners) fchownSync(fd, inode.uid, inode.gid);
-    fchmodSync(fd, inode.mode & 0o7777);
+    if ((mode & c.umask) !== 0 || (chown && (mode & 0o6000) !== 0)) fchmodSync(fd, mode);
     futimesSync(fd, inode.mtime, inode.mtime);
   } finally {
     closeSync(fd);
   }
+}
+
+/** What a file created by this process gets without being told: its owner, group and umask. */
+interface Creator {
+  owners: boolean;
+  uid: number;
+  /** -1 when unknown (the destination's set-group-ID bit hands its group down): always chown. */
+  gid: number;
+  umask: number;
+}
+
+function creator(dest: string, owners: boolean): Creator {
+  const setgidDest = (statSync(dest).mode & 0o2000) !== 0;
+  return { owners, uid: process.geteuid?.() ?? -1, gid: setgidDest ? -1 : (process.getegid?.() ?? -1), umask: readUmask() };
+}
+
+/** The process umask from /proc (process.umask() without an argument is deprecated); all bits when unknown, so every file gets its chmod. */
+function readUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    if (m) return parseInt(m[1]!, 8);
+  } catch {
+    // no /proc: fall through
+  }
+  return 0o7777;
 }
 
 function isZero(b: Buffer): boolean {
