@@ -82,6 +82,11 @@ export class FileSource implements ByteSource {
     }
   }
 
+  /** The open file descriptor (another thread of this process can read the image through it). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
   close(): void {
     if (this.ownsFd && this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
