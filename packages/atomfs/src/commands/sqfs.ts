@@ -1,7 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type Inode, type WalkEntry } from '@atomfs/squashfs';
 import { parse } from '../args.js';
-import { sqfsMount, sqfsUmount } from './sqfs-mount.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
@@ -186,10 +185,11 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
       return 0;
     }
     case 'mount':
-      return sqfsMount(rest, debug);
+      // Loaded here: listing and extracting need no FUSE code.
+      return (await import('./sqfs-mount.js')).sqfsMount(rest, debug);
     case 'umount':
     case 'unmount':
-      return sqfsUmount(rest);
+      return (await import('./sqfs-mount.js')).sqfsUmount(rest);
     default:
       throw new UsageError(`unknown sqfs command "${cmd}"`);
   }
