@@ -13,12 +13,13 @@
  *   node bench/dist/verity.js
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { writeLayout } from '@atomfs/oci';
 import { verifyAll } from '@atomfs/verity';
 import { DATA_DIR, dropCaches, median, printTable, standardImage, type RatioRow, type Row } from './lib.js';
+import { atomfsServerPid, cpuSeconds, isMounted, sh } from './proc.js';
 
 const ATOMFS = new URL('../../bin/atomfs', import.meta.url).pathname;
 
@@ -29,16 +30,10 @@ export class VerityBenchError extends Error {
   }
 }
 
-function sh(argv: string[], what: string): string {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
-  if (r.status !== 0) throw new VerityBenchError(`${what}: ${argv.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr ?? '').trim()}`);
-  return r.stdout;
-}
-
 /** Seconds of wall clock for one run of argv (which must succeed). */
 function timeOnce(argv: string[], what: string): number {
   const t0 = process.hrtime.bigint();
-  sh(argv, what);
+  sh(argv, what, 600_000);
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
@@ -77,42 +72,13 @@ export async function verityLayer(): Promise<VerityLayer> {
   return layer;
 }
 
-function isMounted(mp: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === mp);
-}
-
-/** The server pid of the mount recorded under `runDir` (atomfs mount --metadir runDir). */
-function serverPid(runDir: string): number {
-  const meta = join(runDir, 'meta');
-  for (const ns of readdirSync(meta)) {
-    for (const m of readdirSync(join(meta, ns))) {
-      const cfg = join(meta, ns, m, 'config.json');
-      if (!existsSync(cfg)) continue;
-      const pid = (JSON.parse(readFileSync(cfg, 'utf8')) as { atomfs: { serverPid?: number } }).atomfs.serverPid;
-      if (pid !== undefined) return pid;
-    }
-  }
-  throw new VerityBenchError(`no server pid recorded under ${meta}`);
-}
-
-const CLK_TCK = Number(sh(['getconf', 'CLK_TCK'], 'getconf').trim()) || 100;
-
-/** utime + stime of a process (all its threads), seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
 /** One cold `dd bs=1M` of big.bin through a fresh atomfs mount: MB/s and the server's CPU seconds. */
 function ddThroughMount(mountArgs: string[], mp: string, runDir: string): { mbps: number; cpu: number } {
   sh([ATOMFS, 'mount', '--metadir', runDir, ...mountArgs, mp], 'atomfs mount');
   try {
     const file = join(mp, 'big.bin');
     const size = statSync(file).size;
-    const pid = serverPid(runDir);
+    const pid = atomfsServerPid(runDir);
     dropCaches();
     const cpu0 = cpuSeconds(pid);
     const t = timeOnce(['dd', `if=${file}`, 'of=/dev/null', 'bs=1M'], 'dd');
