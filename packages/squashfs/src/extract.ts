@@ -49,7 +49,7 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
   mkdirSync(dest, { recursive: true });
   const made = creator(dest, owners);
   const prefetch = options.parallel === false ? undefined : BlockPrefetch.start(fs, options.subdir ?? '/');
-  async function walkAndCreate(): Promise<void> {
+  try {
     for (const e of walkTree(fs, options.subdir ?? '/')) {
       const target = e.depth === 0 ? destBuf : Buffer.concat([destBuf, relativeTail(e.pathBuffer, options.subdir)]);
       const inode = e.inode;
@@ -94,9 +94,6 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
         }
       }
     }
-  }
-  try {
-    await walkAndCreate();
   } finally {
     await prefetch?.stop();
   }
