@@ -177,7 +177,6 @@ export class VerifiedSource implements ByteSource {
    */
   private cachePartial(blockNo: number, block: Buffer): void {
     const copy = this.spare ?? Buffer.allocUnsafeSlow(this.geometry.dataBlockSize);
-    this.spare = undefined;
     block.copy(copy);
     this.spare = this.dataCache.set(blockNo, copy);
   }
