@@ -52,38 +52,29 @@ function withExtractRatios(rows: Row[]): RatioRow[] {
   return out;
 }
 
+type Goal = { goal: string; workload: (w: string) => boolean; tool: string; check: (r: RatioRow) => { measured: string; met: boolean } | undefined };
+
+/** A goal "our `tool` row is at least `min`× the `peer` row" on the workloads `workload` matches. */
+function ratioGoal(goal: string, workload: (w: string) => boolean, tool: string, peer: string, min: number): Goal {
+  return {
+    goal,
+    workload,
+    tool,
+    check: (r) => {
+      const s = r.speedup?.[peer];
+      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= min };
+    },
+  };
+}
+
 /** The issue's goals, checked on the rows they concern (ratios within this one run). */
-const GOALS: Array<{ goal: string; workload: (w: string) => boolean; tool: string; check: (r: RatioRow) => { measured: string; met: boolean } | undefined }> = [
+const GOALS: Goal[] = [
   ...[
     { w: 'sequential dd', x: 1.3 },
     { w: 'find | xargs stat', x: 2 },
-  ].map(({ w, x }) => ({
-    goal: `≥${x}× ${SQUASHFUSE_TOOL}`,
-    workload: (name: string) => name.startsWith(w) && !name.endsWith(': server CPU'),
-    tool: VERITY_TOOL,
-    check: (r: RatioRow) => {
-      const s = r.speedup?.[SQUASHFUSE_TOOL];
-      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= x };
-    },
-  })),
-  {
-    goal: 'no slower than unsquashfs',
-    workload: (w) => w.startsWith('extract'),
-    tool: 'atomfs sqfs extract',
-    check: (r) => {
-      const s = r.speedup?.unsquashfs;
-      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= 1 };
-    },
-  },
-  {
-    goal: '≥0.9× veritysetup',
-    workload: (w) => w.startsWith('verify '),
-    tool: 'atomfs verify OCIDIR:TAG',
-    check: (r) => {
-      const s = r.speedup?.veritysetup;
-      return s === undefined ? undefined : { measured: `${s.toFixed(2)}×`, met: s >= 0.9 };
-    },
-  },
+  ].map(({ w, x }) => ratioGoal(`≥${x}× ${SQUASHFUSE_TOOL}`, (name) => name.startsWith(w) && !name.endsWith(': server CPU'), VERITY_TOOL, SQUASHFUSE_TOOL, x)),
+  ratioGoal('no slower than unsquashfs', (w) => w.startsWith('extract'), 'atomfs sqfs extract', 'unsquashfs', 1),
+  ratioGoal('≥0.9× veritysetup', (w) => w.startsWith('verify '), 'atomfs verify OCIDIR:TAG', 'veritysetup', 0.9),
   {
     goal: '≤150 MiB',
     workload: (w) => w === RSS_WORKLOAD,
