@@ -48,8 +48,8 @@ const BUFFER_BYTES = 8 << 20;
  * on the extracting thread (decompression a quarter of its time), leaving a core idle;
  * unsquashfs decompresses on every core. Both threads walk the same image in the same order, so
  * the blocks of the files the extraction writes (those at least a block long) form one
- * sequence. Each block is claimed by whichever thread gets to it first (a shared counter, taken
- * by compare-and-swap): the helper decodes its blocks into a ring of shared slots, the
+ * sequence. Each block is claimed by whichever thread gets to it first (a compare-and-swap on
+ * its ring slot's state word): the helper decodes its blocks into the slots, the
  * extracting thread writes them from there, and decodes itself any block the helper has not
  * claimed yet — so it never waits for a helper that is behind. A block the helper fails on is
  * decoded again by the extracting thread, so errors stay the reader's own typed errors.
@@ -108,7 +108,6 @@ export class BlockPrefetch {
     };
     // Not claimed by the helper yet: take it (the slot moves on to block q + slots) and decode here.
     if (this.broken || Atomics.compareExchange(this.state, slot, slotWord(q, SLOT_FREE), slotWord(q + this.slots, SLOT_FREE)) === slotWord(q, SLOT_FREE)) {
-      if (this.broken) release();
       return use(fs.readBlock(inode, index));
     }
     // The helper claimed it: wait while it decodes.
