@@ -3,7 +3,7 @@ import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
 import type { SquashFS } from '@atomfs/squashfs';
 import { openLayer, type LayerSpec } from '../layers/open-layer.js';
 import { SquashfsLayer } from '../layers/squashfs-layer.js';
-import { SERVER_DATA_CACHE } from './squashfs-fs.js';
+import { SERVING } from './squashfs-fs.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
 export interface OverlayFsOptions {
@@ -148,9 +148,9 @@ export class OverlayFs implements FileSystem {
 /** Open every layer (verified where it has a root hash) and build the merged filesystem. */
 export function openOverlayFs(layers: LayerSpec[], options: { reuseBuffers?: boolean } = {}): OverlayFs {
   const images: SquashFS[] = [];
-  const reuseBlockBuffers = options.reuseBuffers === true;
+  const imageOptions = options.reuseBuffers === true ? SERVING : {};
   try {
-    for (const l of layers) images.push(openLayer(l, { reuseBlockBuffers, ...(reuseBlockBuffers ? { dataCacheBytes: SERVER_DATA_CACHE } : {}) }));
+    for (const l of layers) images.push(openLayer(l, imageOptions));
   } catch (err) {
     for (const i of images) i.close();
     throw err;

@@ -1,5 +1,5 @@
 import { Errno, FuseErrno, ROOT_ID, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
-import { resolvePath, SquashFS, type Inode } from '@atomfs/squashfs';
+import { resolvePath, SquashFS, type Inode, type SquashfsOptions } from '@atomfs/squashfs';
 import { toFuseAttr } from './attr.js';
 
 /** Options of one single-image mount; structured-cloneable so every worker thread can open the image itself. */
@@ -136,14 +136,14 @@ const TYPE_MODE: Record<number, number> = { 1: 0o040000, 2: 0o100000, 3: 0o12000
 /** Entry point for FUSE worker threads (see @atomfs/fuse FileSystemModule). */
 export function createFileSystem(options: unknown): FileSystem {
   const o = options as SquashfsFsOptions;
-  // Every READ reply is written before the next read, so decoded blocks may be recycled.
-  return new SquashfsFs(SquashFS.open(o.image, { offset: o.offset ?? 0, reuseBlockBuffers: true, dataCacheBytes: SERVER_DATA_CACHE }), o.subdir);
+  return new SquashfsFs(SquashFS.open(o.image, { offset: o.offset ?? 0, ...SERVING }), o.subdir);
 }
 
 /**
- * Decoded-block cache of each serving thread. The kernel's page cache keeps file data (replies
- * are keep-cache), so this cache mostly serves fragment blocks shared by many small files and
- * reads that end inside a block; every thread has its own, so it is kept small to bound the
- * server's RSS (8 MiB = 64 blocks of 128 KiB).
+ * How a FUSE server's threads open images. Every READ reply is written before the next read, so
+ * decoded blocks may be recycled. The kernel's page cache keeps file data (replies are
+ * keep-cache), so the decoded-block cache mostly serves fragment blocks shared by many small
+ * files and reads that end inside a block; every thread has its own, so it is kept small to
+ * bound the server's RSS (8 MiB = 64 blocks of 128 KiB).
  */
-export const SERVER_DATA_CACHE = 8 << 20;
+export const SERVING = { reuseBlockBuffers: true, dataCacheBytes: 8 << 20 } as const satisfies SquashfsOptions;
