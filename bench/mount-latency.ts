@@ -52,9 +52,7 @@ function layerDirs(): string[] {
 }
 
 export async function threeLayerImage(): Promise<OciImage> {
-  const img = await verityImage(join(DATA_DIR, 'layers3-oci'), join(DATA_DIR, 'layers3-oci.json'), layerDirs);
-  rmSync(join(DATA_DIR, 'layers3-src'), { recursive: true, force: true });
-  return img;
+  return verityImage(join(DATA_DIR, 'layers3-oci'), join(DATA_DIR, 'layers3-oci.json'), join(DATA_DIR, 'layers3-src'), layerDirs);
 }
 
 interface LatencyTarget {

@@ -31,9 +31,18 @@ export function packVerityLayer(dir: string, out: string): string {
 
 /**
  * Build (or reuse, keyed by `metaFile`) an OCI layout from layer directories, bottom-most first.
- * The packed layer files are removed once copied into the layout.
+ * `layerDirs` creates them under `srcDir`; it and the packed layer files are removed once the
+ * layout is written (also when an earlier, interrupted run left them behind).
  */
-export async function verityImage(ociDir: string, metaFile: string, layerDirs: () => string[]): Promise<OciImage> {
+export async function verityImage(ociDir: string, metaFile: string, srcDir: string, layerDirs: () => string[]): Promise<OciImage> {
+  try {
+    return await buildVerityImage(ociDir, metaFile, layerDirs);
+  } finally {
+    rmSync(srcDir, { recursive: true, force: true });
+  }
+}
+
+async function buildVerityImage(ociDir: string, metaFile: string, layerDirs: () => string[]): Promise<OciImage> {
   if (existsSync(metaFile)) {
     const m = JSON.parse(readFileSync(metaFile, 'utf8')) as OciImage;
     if (m.blobs.every((b) => existsSync(b)) && existsSync(`${m.ociDir}/index.json`)) return m;

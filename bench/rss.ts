@@ -59,9 +59,7 @@ function sourceDir(): string[] {
 }
 
 export async function gibImage(): Promise<OciImage> {
-  const img = await verityImage(join(DATA_DIR, 'gib-oci'), join(DATA_DIR, 'gib-oci.json'), sourceDir);
-  rmSync(join(DATA_DIR, 'gib-src'), { recursive: true, force: true });
-  return img;
+  return verityImage(join(DATA_DIR, 'gib-oci'), join(DATA_DIR, 'gib-oci.json'), join(DATA_DIR, 'gib-src'), sourceDir);
 }
 
 interface RssTarget {
