@@ -153,7 +153,7 @@ writeFileSync(
       rows,
       targets,
       fuse: fuse && { ratios: fuse.ratios, bestReadWorkers: fuse.bestReadWorkers, loadavgBefore: fuse.loadavgBefore, loadavgAfter: fuse.loadavgAfter, raw: fuse.raw, rawServerCpu: fuse.rawServerCpu },
-      verity: verity && { verifyRatio: verity.verifyRatio, verifyAllRatio: verity.verifyAllRatio, readRatio: verity.readRatio },
+      verity: verity && { verifyRatio: verity.verifyRatio, verifyRatioLarge: verity.verifyRatioLarge, verifyAllRatio: verity.verifyAllRatio, readRatio: verity.readRatio },
       latency: latency && { raw: latency.raw },
       rss: rss && { raw: rss.raw },
     },

@@ -6,6 +6,7 @@ import { CommandError, UsageError } from './errors.js';
 const image = () => import('./commands/image.js');
 const sqfs = () => import('./commands/sqfs.js');
 const verity = () => import('./commands/verity.js');
+const verify = () => import('./commands/verify.js');
 
 /** The help text printed after a usage error of `cmd` (its module is loaded by then). */
 async function helpFor(cmd: string | undefined): Promise<string> {
@@ -18,7 +19,7 @@ async function helpFor(cmd: string | undefined): Promise<string> {
     case 'unmount':
       return (await image()).UMOUNT_HELP;
     case 'verify':
-      return (await image()).VERIFY_HELP;
+      return (await verify()).VERIFY_HELP;
     default:
       return HELP;
   }
@@ -75,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'unmount':
         return await (await image()).umountCommand(rest, debug);
       case 'verify':
-        return await (await image()).verifyCommand(rest);
+        return await (await verify()).verifyCommand(rest);
       case 'ls':
       case 'cat':
         return await (await image()).imageReadCommand(cmd, rest);

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LayerSpec } from './layers/open-layer.js';
+import type { LayerSpec } from './layers/layer-spec.js';
 import { mountNamespaceId } from './host.js';
 
 /** The Go atomfs runtime dir: $ATOMFS_TEST_RUN_DIR, else --metadir, else /run/atomfs. */

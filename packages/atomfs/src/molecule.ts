@@ -5,17 +5,16 @@ import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
 import { closeDmLayerIfUnused, openDmLayer } from './dm-verity.js';
 import { startDetached } from './daemon.js';
-import { hashOffsetOf } from './layers/open-layer.js';
+import { hashOffsetOf, layerSpecs } from './layers/layer-spec.js';
+export { layerSpecs } from './layers/layer-spec.js';
 import { readMountinfo } from '@atomfs/fuse';
 import { CommandError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable } from './host.js';
-import type { LayerSpec } from './layers/open-layer.js';
 import { openOverlayFs } from './fusefs/overlay-fs.js';
 import { metadirFor, namespaceDir, readRecord, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
 
 /** Overlay options of Go atomfs (molecule.OverlayMountOptions). */
 export const OVERLAY_OPTIONS = 'index=off,xino=on,userxattr';
-const ROOT_HASH_ANNOTATIONS = '"io.stackeroci.stacker.atomfs_verity_root_hash" or "io.stackeroci.stacker.squashfs_verity_root_hash"';
 
 export interface MountOptions {
   ociDir: string;
@@ -60,14 +59,6 @@ export function chooseBackend(o: Pick<MountOptions, 'backend' | 'layers' | 'debu
   return 'fuse';
 }
 
-export function layerSpecs(layers: readonly OciLayer[], allowMissingVerity: boolean): LayerSpec[] {
-  return layers.map((l) => {
-    if (l.rootHash === undefined && !allowMissingVerity) {
-      throw new CommandError(`${l.digest} has no root hash in ${ROOT_HASH_ANNOTATIONS}; mount with --allow-missing-verity to use it unchecked`);
-    }
-    return { path: l.path, digest: l.digest, ...(l.rootHash !== undefined ? { rootHash: l.rootHash } : {}) };
-  });
-}
 
 /**
  * Mount an image at `target`. Every mount made is recorded in config.json as it happens; any

@@ -1,16 +1,12 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { findMount } from '@atomfs/fuse';
-import { OciError, parseImageRef, resolveImage, type ResolvedImage } from '@atomfs/oci';
-import { verifyAll, VerityError } from '@atomfs/verity';
 import { parse } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { openOverlayFs } from '../fusefs/overlay-fs.js';
-import { hashOffsetOf, type LayerSpec } from '../layers/open-layer.js';
-import { metadirFor, namespaceDir, readRecord } from '../metadir.js';
-import { layerSpecs, mountImage, umountImage } from '../molecule.js';
-import { mkdirSync } from 'node:fs';
-import { dmDevice, dmLayerStatus } from '../dm-verity.js';
+import { layerSpecs } from '../layers/layer-spec.js';
+import { namespaceDir } from '../metadir.js';
+import { mountImage, umountImage } from '../molecule.js';
+import { resolveRef } from './image-ref.js';
 
 export const MOUNT_HELP = `Usage: atomfs mount [options] OCIDIR:TAG TARGET
 
@@ -34,12 +30,6 @@ export const UMOUNT_HELP = `Usage: atomfs umount [--metadir DIR] TARGET
 
 Undo everything 'atomfs mount' did at TARGET (also when its server died) and remove its metadata.`;
 
-export const VERIFY_HELP = `Usage: atomfs verify [--json] [--metadir DIR] TARGET|OCIDIR:TAG
-
-Check every block of every layer that has a root hash against its dm-verity tree: the layers of
-the image mounted at TARGET, or of an image in an OCI layout. Prints "<layer>: OK" or
-"<layer>: CORRUPTION FOUND" per layer; exit 1 if any layer is corrupt or none could be checked.`;
-
 const NOT_ROOT = `Please run as root, or in a user namespace
  You could try:
 \tlxc-usernsexec -s -- /bin/bash
@@ -48,22 +38,6 @@ const NOT_ROOT = `Please run as root, or in a user namespace
 then run from that shell
 `;
 
-async function resolveRef(arg: string): Promise<{ ociDir: string; tag: string; image: ResolvedImage }> {
-  let ref;
-  try {
-    ref = parseImageRef(arg);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (!existsSync(ref.dir)) throw new CommandError(`oci directory ${ref.dir} does not exist: Usage: atomfs mount [--writeable] [--persist=/tmp/upperdir] ocidir:tag target`);
-  try {
-    const image = await resolveImage(ref.dir, ref.tag);
-    return { ociDir: resolve(ref.dir), tag: ref.tag, image };
-  } catch (err) {
-    if (err instanceof OciError) throw new CommandError(err.message);
-    throw err;
-  }
-}
 
 export async function mountCommand(argv: string[], globalDebug: boolean): Promise<number> {
   const { values, positionals } = parse(argv, {
@@ -125,79 +99,6 @@ export async function umountCommand(argv: string[], globalDebug: boolean): Promi
   return 0;
 }
 
-interface LayerVerdict {
-  layer: string;
-  status: 'OK' | 'CORRUPTION FOUND' | 'NO ROOT HASH';
-  error?: string;
-}
-
-export async function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
-    process.stdout.write(VERIFY_HELP + '\n');
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError('Usage: atomfs verify mountpoint');
-  const arg = positionals[0]!;
-  let layers: LayerSpec[];
-  let where: string;
-  const asPath = resolve(arg);
-  if (existsSync(asPath) || findMount(asPath) !== undefined) {
-    const metadir = metadirFor(asPath, values.metadir);
-    const record = readRecord(metadir);
-    if (findMount(asPath) === undefined) throw new CommandError(`${asPath} is not a mountpoint`);
-    if (record === undefined) throw new CommandError(`${asPath} is not an atomfs mount (no metadata in ${metadir})`);
-    layers = record.atomfs.layers;
-    where = `${metadir}/mounts`;
-    const dmSteps = record.atomfs.mounts.filter((m) => m.dm !== undefined);
-    if (record.atomfs.backend === 'kernel') {
-      // The kernel verifies these; ask device-mapper what it saw (Go atomfs's verify).
-      if (dmSteps.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
-      let bad = false;
-      for (const m of dmSteps) {
-        const status = dmLayerStatus(m.dm!);
-        bad ||= status !== 'OK';
-        process.stdout.write(`${dmDevice(m.dm!)}: ${status}\n`);
-      }
-      if (bad) throw new CommandError('Found corrupt devices in molecule');
-      return 0;
-    }
-  } else {
-    const { image } = await resolveRef(arg);
-    layers = layerSpecs(image.layers, true);
-    where = arg;
-  }
-  const verdicts: LayerVerdict[] = [];
-  const tty = process.stderr.isTTY === true && values.json !== true;
-  for (const l of layers) {
-    if (l.rootHash === undefined) {
-      verdicts.push({ layer: l.digest, status: 'NO ROOT HASH' });
-      continue;
-    }
-    // A path (not an open source) lets verifyAll hash on worker threads: ~2x on two cores.
-    try {
-      await verifyAll(l.path, {
-        hashOffset: hashOffsetOf(l.path),
-        rootHash: l.rootHash,
-        label: l.digest,
-        ...(tty ? { onProgress: (d: number, t: number) => process.stderr.write(`\r${l.digest.slice(0, 19)} ${((100 * d) / Math.max(t, 1)).toFixed(0).padStart(3)}%`) } : {}),
-      });
-      verdicts.push({ layer: l.digest, status: 'OK' });
-    } catch (err) {
-      if (!(err instanceof VerityError) && !(err instanceof Error)) throw err;
-      verdicts.push({ layer: l.digest, status: 'CORRUPTION FOUND', error: (err as Error).message });
-    } finally {
-      if (tty) process.stderr.write('\r\x1b[K');
-    }
-  }
-  const checked = verdicts.filter((v) => v.status !== 'NO ROOT HASH');
-  if (values.json) process.stdout.write(JSON.stringify(verdicts, null, 1) + '\n');
-  else for (const v of verdicts) process.stdout.write(`${v.layer}: ${v.status}${v.error ? ` (${v.error})` : ''}\n`);
-  if (checked.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
-  if (checked.some((v) => v.status !== 'OK')) throw new CommandError('Found corrupt devices in molecule');
-  return 0;
-}
-
 /** `atomfs ls|cat OCIDIR:TAG [PATH]`: read the merged image without mounting it. */
 export async function imageReadCommand(cmd: 'ls' | 'cat', argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { 'allow-missing-verity': { type: 'boolean' }, json: { type: 'boolean' } });
@@ -240,4 +141,3 @@ export async function imageReadCommand(cmd: 'ls' | 'cat', argv: string[]): Promi
   }
 }
 
-export { VerityError };

@@ -1,22 +1,9 @@
 import { FileSource, SquashFS, SquashfsError, type SquashfsOptions } from '@atomfs/squashfs';
 import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
 
-/** One layer of an image as the mount logic needs it: the blob file and its trusted root hash. */
-export interface LayerSpec {
-  /** Absolute path of the layer blob (squashfs + appended verity data). */
-  path: string;
-  /** "sha256:<hex>", names the layer in messages. */
-  digest: string;
-  /** Lowercase hex root hash from the manifest annotation; absent ⇒ the layer is served unchecked. */
-  rootHash?: string;
-}
+import { LayerOpenError, VERITY_ALIGN, type LayerSpec } from './layer-spec.js';
 
-/** A layer that cannot be opened: the message names the layer and what is wrong. */
-export class LayerOpenError extends Error {
-  override name = 'LayerOpenError';
-}
-
-const VERITY_ALIGN = 4096;
+export { hashOffsetOf, LayerOpenError, type LayerSpec } from './layer-spec.js';
 
 /**
  * Open a layer's squashfs image. With a root hash every byte the reader gets comes through a
@@ -58,16 +45,5 @@ export function openLayer(spec: LayerSpec, options: Pick<SquashfsOptions, 'reuse
     if (err instanceof LayerOpenError) throw err;
     if (err instanceof VerityError || err instanceof SquashfsError) throw new LayerOpenError(`layer ${spec.digest}: ${err.message}`);
     throw err;
-  }
-}
-
-/** Where the verity superblock of a layer file is (the squashfs size rounded up to 4096). */
-export function hashOffsetOf(path: string): number {
-  const f = new FileSource(path);
-  try {
-    if (f.size < 96) throw new LayerOpenError(`${path}: too small for a squashfs image`);
-    return Math.ceil(Number(f.read(40, 8).readBigUInt64LE(0)) / VERITY_ALIGN) * VERITY_ALIGN;
-  } finally {
-    f.close();
   }
 }

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { findMount } from '@atomfs/fuse/mountinfo';
+import { verifyAll, VerityError } from '@atomfs/verity';
+import { parse } from '../args.js';
+import { CommandError, UsageError } from '../errors.js';
+import { hashOffsetOf, layerSpecs, type LayerSpec } from '../layers/layer-spec.js';
+import { metadirFor, readRecord } from '../metadir.js';
+import { resolveRef } from './image-ref.js';
+
+// `atomfs verify` in a module of its own: it needs the OCI reader and the verifier, not the
+// squashfs reader, its decoders, the overlay or the FUSE server (loading those was ~0.1 s of a
+// verify that hashes a 120 MiB layer in ~0.2 s).
+
+export const VERIFY_HELP = `Usage: atomfs verify [--json] [--metadir DIR] TARGET|OCIDIR:TAG
+
+Check every block of every layer that has a root hash against its dm-verity tree: the layers of
+the image mounted at TARGET, or of an image in an OCI layout. Prints "<layer>: OK" or
+"<layer>: CORRUPTION FOUND" per layer; exit 1 if any layer is corrupt or none could be checked.`;
+
+interface LayerVerdict {
+  layer: string;
+  status: 'OK' | 'CORRUPTION FOUND' | 'NO ROOT HASH';
+  error?: string;
+}
+
+export async function verifyCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write(VERIFY_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('Usage: atomfs verify mountpoint');
+  const arg = positionals[0]!;
+  let layers: LayerSpec[];
+  let where: string;
+  const asPath = resolve(arg);
+  if (existsSync(asPath) || findMount(asPath) !== undefined) {
+    const metadir = metadirFor(asPath, values.metadir);
+    const record = readRecord(metadir);
+    if (findMount(asPath) === undefined) throw new CommandError(`${asPath} is not a mountpoint`);
+    if (record === undefined) throw new CommandError(`${asPath} is not an atomfs mount (no metadata in ${metadir})`);
+    layers = record.atomfs.layers;
+    where = `${metadir}/mounts`;
+    const dmSteps = record.atomfs.mounts.filter((m) => m.dm !== undefined);
+    if (record.atomfs.backend === 'kernel') {
+      // The kernel verifies these; ask device-mapper what it saw (Go atomfs's verify).
+      if (dmSteps.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
+      const { dmDevice, dmLayerStatus } = await import('../dm-verity.js');
+      let bad = false;
+      for (const m of dmSteps) {
+        const status = dmLayerStatus(m.dm!);
+        bad ||= status !== 'OK';
+        process.stdout.write(`${dmDevice(m.dm!)}: ${status}\n`);
+      }
+      if (bad) throw new CommandError('Found corrupt devices in molecule');
+      return 0;
+    }
+  } else {
+    const { image } = await resolveRef(arg);
+    layers = layerSpecs(image.layers, true);
+    where = arg;
+  }
+  const verdicts: LayerVerdict[] = [];
+  const tty = process.stderr.isTTY === true && values.json !== true;
+  for (const l of layers) {
+    if (l.rootHash === undefined) {
+      verdicts.push({ layer: l.digest, status: 'NO ROOT HASH' });
+      continue;
+    }
+    // A path (not an open source) lets verifyAll hash on worker threads: ~2x on two cores.
+    try {
+      await verifyAll(l.path, {
+        hashOffset: hashOffsetOf(l.path),
+        rootHash: l.rootHash,
+        label: l.digest,
+        ...(tty ? { onProgress: (d: number, t: number) => process.stderr.write(`\r${l.digest.slice(0, 19)} ${((100 * d) / Math.max(t, 1)).toFixed(0).padStart(3)}%`) } : {}),
+      });
+      verdicts.push({ layer: l.digest, status: 'OK' });
+    } catch (err) {
+      if (!(err instanceof VerityError) && !(err instanceof Error)) throw err;
+      verdicts.push({ layer: l.digest, status: 'CORRUPTION FOUND', error: (err as Error).message });
+    } finally {
+      if (tty) process.stderr.write('\r\x1b[K');
+    }
+  }
+  const checked = verdicts.filter((v) => v.status !== 'NO ROOT HASH');
+  if (values.json) process.stdout.write(JSON.stringify(verdicts, null, 1) + '\n');
+  else for (const v of verdicts) process.stdout.write(`${v.layer}: ${v.status}${v.error ? ` (${v.error})` : ''}\n`);
+  if (checked.length === 0) throw new CommandError(`no applicable mounts found in "${where}"`);
+  if (checked.some((v) => v.status !== 'OK')) throw new CommandError('Found corrupt devices in molecule');
+  return 0;
+}
