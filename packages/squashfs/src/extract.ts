@@ -137,7 +137,7 @@ function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, c: Creator, p
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, i * bs + done);
     };
-    const ahead = prefetch !== undefined && prefetched(inode, bs);
+    const ahead = prefetch !== undefined && prefetched(inode);
     for (let i = 0; i < blocks; i++) {
       if (ahead) prefetch.next(fs, inode, i, (data) => put(i, data));
       else put(i, fs.readBlock(inode, i));

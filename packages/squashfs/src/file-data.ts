@@ -112,6 +112,62 @@ export class FileDataReader {
     return data;
   }
 
+  /**
+   * block() into `dst` (at least blockSize bytes), returning the length. A data block is decoded
+   * straight into dst without passing through the cache: for one-pass readers (extraction's
+   * helper thread) that would copy every block once more and evict what others still use.
+   */
+  blockInto(inode: FileInode, i: number, dst: Buffer): number {
+    const { blockSize } = this.c;
+    if (dst.length < blockSize) throw new RangeError(`blockInto: destination of ${dst.length} bytes is smaller than the block size ${blockSize}`);
+    if (i >= inode.blockCount) return this.block(inode, i).copy(dst);
+    const expected = Math.min(blockSize, inode.fileSize - i * blockSize);
+    const { word, position } = this.locate(inode, i);
+    const len = word & LENGTH_MASK;
+    if (len === 0) {
+      dst.fill(0, 0, expected);
+      return expected;
+    }
+    const n = this.decodeInto(position, len, (word & UNCOMPRESSED) === 0, 'data block', dst);
+    if (n !== expected) {
+      throw new CorruptImageError(`data block ${i} of inode ${inode.inodeNumber} decodes to ${n} bytes, expected ${expected}`, position);
+    }
+    return n;
+  }
+
+  /** The whole fragment block holding the tail of `inode`, decoded into `dst` (at least blockSize bytes); its length. */
+  fragmentBlockInto(inode: FileInode, dst: Buffer): number {
+    if (dst.length < this.c.blockSize) throw new RangeError(`fragmentBlockInto: destination of ${dst.length} bytes is smaller than the block size ${this.c.blockSize}`);
+    if (inode.fragment === NO_FRAGMENT) throw new CorruptImageError(`inode ${inode.inodeNumber} has no fragment`, undefined);
+    if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
+    const f = readFragmentEntry(this.c.fragments, inode.fragment);
+    return this.decodeInto(f.start, f.length, f.compressed, 'fragment block', dst);
+  }
+
+  /** decode() into dst (from the cache when the block is there, else not through it). */
+  private decodeInto(position: number, length: number, compressed: boolean, what: string, dst: Buffer): number {
+    const { blockSize, end, source, decompressor } = this.c;
+    const cached = this.c.blocks.get(position);
+    if (cached !== undefined) return cached.copy(dst);
+    if (decompressor.decompressInto === undefined || source.readInto === undefined || this.raw === undefined) {
+      return this.decode(position, length, compressed, what).copy(dst);
+    }
+    if (length > blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
+    if (position + length > end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
+    if (!compressed) {
+      source.readInto(position, length, dst.subarray(0, length));
+      return length;
+    }
+    const raw = this.raw.subarray(0, length);
+    source.readInto(position, length, raw);
+    try {
+      return decompressor.decompressInto(raw, dst.subarray(0, blockSize));
+    } catch (err) {
+      if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
+      throw err;
+    }
+  }
+
   private fragmentTail(inode: FileInode, tail: number): Buffer {
     if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
     const f = readFragmentEntry(this.c.fragments, inode.fragment);

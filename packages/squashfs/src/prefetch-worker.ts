@@ -3,7 +3,7 @@
  * of every file the extraction writes that is at least a block long, in order, into shared slots.
  */
 import { workerData } from 'node:worker_threads';
-import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WORDS, prefetched, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
+import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
 import { FileSource } from './byte-source.js';
 import { walkTree } from './paths.js';
 import { SquashFS } from './squashfs.js';
@@ -32,42 +32,49 @@ function claim(seq: number): 'claimed' | 'skip' | 'stop' {
     const w = Atomics.compareExchange(state, slot, want, slotWord(seq, SLOT_BUSY));
     if (w === want) return 'claimed';
     if (w === slotWord(seq + d.slots, SLOT_FREE)) return 'skip'; // taken by the extracting thread
-    Atomics.wait(state, slot, w, 100);
+    // The ring is full: sleep until the extracting thread has emptied half of it (it is at a
+    // block below seq - slots now). Announce first, then re-read the position: see next().
+    const wake = seq - (d.slots >> 1);
+    Atomics.store(ctl, CTL_WANT, Math.max(1, wake));
+    const pos = Atomics.load(ctl, CTL_POS);
+    if (pos >= wake || Atomics.load(ctl, CTL_STOP) === 1) continue;
+    Atomics.wait(ctl, CTL_POS, pos, 100);
   }
 }
 
 try {
-  // reuseBlockBuffers: each decoded block is copied into its slot before the next is read.
-  const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 2 * d.slotSize + 1024 });
+  // reuseBlockBuffers: fragment blocks (the only ones cached here) are copied out before the next read.
+  const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 4 * d.slotSize + 1024 });
   const written = new Set<number>();
+  let fragment = -1;
   walk: for (const e of walkTree(fs, d.subdir)) {
     const inode = e.inode;
-    if (!prefetched(inode, d.slotSize)) continue;
+    if (!prefetched(inode)) continue;
     // The extraction writes a hard-linked file once and links its other names.
     if (inode.nlink > 1) {
       if (written.has(inode.ref)) continue;
       written.add(inode.ref);
     }
     const blocks = Math.ceil(inode.fileSize / d.slotSize);
-    // Files the extracting thread has already reached are left to it.
-    if (seq + blocks <= Atomics.load(ctl, CTL_POS) + LEAD) {
-      seq += blocks;
-      continue;
-    }
-    for (let i = 0; i < blocks; i++, seq++) {
-      const c = claim(seq);
+    for (let i = 0; i < blocks; i++) {
+      const tail = isFragmentTail(inode, i);
+      // A tail in the fragment block of the previous tail is no item of its own.
+      if (tail && inode.fragment === fragment) continue;
+      if (tail) fragment = inode.fragment;
+      const q = seq++;
+      const c = claim(q);
       if (c === 'stop') break walk;
       if (c === 'skip') continue;
-      const slot = seq % d.slots;
+      const slot = q % d.slots;
+      const into = data.subarray(slot * d.slotSize, (slot + 1) * d.slotSize);
       let outcome = SLOT_FILLED;
       try {
-        const b = fs.readBlock(inode, i);
-        b.copy(data, slot * d.slotSize);
-        length[slot] = b.length;
+        // Decoded straight into the slot: no copy, and data blocks skip the cache.
+        length[slot] = tail ? fs.readFragmentBlockInto(inode, into) : fs.readBlockInto(inode, i, into);
       } catch {
         outcome = SLOT_FAILED; // the extracting thread decodes it again and reports the error
       }
-      Atomics.store(state, slot, slotWord(seq, outcome));
+      Atomics.store(state, slot, slotWord(q, outcome));
       Atomics.notify(state, slot);
     }
   }

@@ -218,6 +218,22 @@ export class SquashFS {
     return this.data.block(file, index);
   }
 
+  /**
+   * readBlock() into `dst` (at least blockSize bytes long); returns the block's length. Data
+   * blocks are decoded straight into dst, bypassing the block cache (for one-pass readers).
+   */
+  readBlockInto(file: FileInode, index: number, dst: Buffer): number {
+    return this.data.blockInto(file, index, dst);
+  }
+
+  /**
+   * The whole fragment block holding the tail of `file`, decoded into `dst` (at least blockSize
+   * bytes); returns its length. The tail is at file.fragmentOffset (bounds not checked here).
+   */
+  readFragmentBlockInto(file: FileInode, dst: Buffer): number {
+    return this.data.fragmentBlockInto(file, dst);
+  }
+
   readlink(inode: Inode): Buffer {
     if (inode.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', `inode ${inode.inodeNumber}`);
     return inode.target;

@@ -1,8 +1,8 @@
 /**
  * Extraction with blocks decoded ahead on a second thread (ExtractOptions.parallel, used for
  * images of 16 MiB and more): the output must equal `unsquashfs -d` and the single-threaded
- * extraction, including sparse files and hard links, and a damaged block must fail the
- * extraction with the same error either way.
+ * extraction, including sparse files, hard links and tails in fragment blocks, and a damaged data
+ * or fragment block must fail the extraction with the same error either way.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readF
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { extract, SquashFS } from '../src/index.js';
+import { createDecompressor, extract, SquashFS } from '../src/index.js';
 import { cleanup, mksquashfs, prng, randomBytes, tempDir } from './helpers.js';
 
 /** Every entry below `root`: type, mode, size, mtime, content hash, and which entries share an inode. */
@@ -53,7 +53,9 @@ describe('extract with blocks decoded ahead', () => {
     writeSync(fd, randomBytes(rand, 300_000), 0, 300_000, 0);
     writeSync(fd, randomBytes(rand, 200_000), 0, 200_000, 8 << 20);
     closeSync(fd);
-    for (let i = 0; i < 300; i++) writeFileSync(join(src, `small-${i}`), `small file ${i}\n`.repeat(i % 7));
+    // Small files of up to ~40 kB: their tails fill many fragment blocks, which the second thread
+    // decodes too (runs of tails sharing a fragment block, interleaved with the big files' tails).
+    for (let i = 0; i < 300; i++) writeFileSync(join(src, `small-${i}`), `small file ${i}\n`.repeat((i * 263) % 3000));
     writeFileSync(join(src, 'last.bin'), randomBytes(rand, 3 << 20));
     image = join(dir, 'img.sqfs');
     mksquashfs(src, image, ['-comp', 'zstd']);
@@ -82,20 +84,15 @@ describe('extract with blocks decoded ahead', () => {
     });
   }
 
-  test('a damaged data block fails the extraction with the same error on both paths', async () => {
-    const bad = join(dir, 'bad.sqfs');
-    const bytes = readFileSync(image);
-    // Break the magic of a zstd frame (a compressed data block) inside the large files' data.
-    const magic = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
-    const at = bytes.indexOf(magic, 1 << 20);
-    assert.ok(at > 0 && at < 15 << 20, `a compressed block of a large file at ${at}`);
-    bytes[at + 3] ^= 0xff;
+  /** Extracts `bytes` as an image with and without the second thread; both error messages. */
+  async function failures(bytes: Buffer, name: string): Promise<string[]> {
+    const bad = join(dir, `${name}.sqfs`);
     writeFileSync(bad, bytes);
     const messages: string[] = [];
     for (const parallel of [true, false]) {
       const fs = SquashFS.open(bad);
       try {
-        await assert.rejects(extract(fs, join(dir, `bad-out-${parallel}`), { parallel }), (err: Error) => {
+        await assert.rejects(extract(fs, join(dir, `${name}-out-${parallel}`), { parallel }), (err: Error) => {
           messages.push(`${err.name}: ${err.message}`);
           return true;
         });
@@ -103,6 +100,40 @@ describe('extract with blocks decoded ahead', () => {
         fs.close();
       }
     }
+    return messages;
+  }
+
+  const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+  test('a damaged data block fails the extraction with the same error on both paths', async () => {
+    const bytes = readFileSync(image);
+    // Break the magic of a zstd frame (a compressed data block) inside the large files' data.
+    const at = bytes.indexOf(ZSTD_MAGIC, 1 << 20);
+    assert.ok(at > 0 && at < 15 << 20, `a compressed block of a large file at ${at}`);
+    bytes[at + 3] ^= 0xff;
+    const messages = await failures(bytes, 'bad-data');
+    assert.equal(messages[0], messages[1]);
+    assert.match(messages[0]!, /zstd|decompress|corrupt/i);
+  });
+
+  test('a damaged fragment block fails the extraction with the same error on both paths', async () => {
+    const bytes = readFileSync(image);
+    // Find a frame holding small files' tails: the one that decodes to "small file 2…" text
+    // (the zstd decoder only locates it; the check is that both paths fail alike).
+    // A squashfs block is exactly one frame: try each magic up to the next one.
+    const zstd = createDecompressor(6);
+    let at = -1;
+    for (let p = bytes.indexOf(ZSTD_MAGIC); p >= 0 && at < 0; p = bytes.indexOf(ZSTD_MAGIC, p + 1)) {
+      const next = bytes.indexOf(ZSTD_MAGIC, p + 1);
+      try {
+        if (zstd.decompress(bytes.subarray(p, next < 0 ? bytes.length : next), 128 << 10).includes('small file 2')) at = p;
+      } catch {
+        // not a whole frame (another block's bytes follow it): keep looking
+      }
+    }
+    assert.ok(at > 0, 'a fragment block with small files found');
+    bytes[at + 3] ^= 0xff;
+    const messages = await failures(bytes, 'bad-fragment');
     assert.equal(messages[0], messages[1]);
     assert.match(messages[0]!, /zstd|decompress|corrupt/i);
   });
