@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { HashWorkerReady } from './hash-worker-protocol.js';
 
 /**
  * Hash worker threads kept between jobs. Starting a worker costs 50–150 ms here (a V8 isolate
@@ -11,6 +12,13 @@ const IDLE_MS = 2000;
 class HashPool {
   private idle: Worker[] = [];
   private timer: NodeJS.Timeout | null = null;
+  /** Workers whose module has loaded (they posted HashWorkerReady). */
+  private readonly ready = new WeakSet<Worker>();
+
+  /** Whether `w` has loaded and takes tasks at once. */
+  isReady(w: Worker): boolean {
+    return this.ready.has(w);
+  }
 
   /** n workers for one job (idle ones first), ref'd while in use. */
   acquire(n: number): Worker[] {
@@ -51,12 +59,23 @@ class HashPool {
     const w = new Worker(new URL('./hash-worker.js', import.meta.url));
     // Jobs attach their own listeners; these keep an idle worker's death from crashing the process.
     w.on('error', () => undefined);
+    const onReady = (m: unknown): void => {
+      if (isReadyMessage(m)) {
+        this.ready.add(w);
+        w.off('message', onReady);
+      }
+    };
+    w.on('message', onReady);
     w.on('exit', () => {
       const i = this.idle.indexOf(w);
       if (i >= 0) this.idle.splice(i, 1);
     });
     return w;
   }
+}
+
+export function isReadyMessage(m: unknown): m is HashWorkerReady {
+  return typeof m === 'object' && m !== null && (m as Partial<HashWorkerReady>).ready === true;
 }
 
 export const hashPool = new HashPool();

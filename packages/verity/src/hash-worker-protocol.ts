@@ -16,6 +16,11 @@ export type HashWorkerRequest =
   | { readonly kind: 'job'; readonly jobId: number; readonly job: HashJob }
   | { readonly kind: 'task'; readonly jobId: number; readonly id: number; readonly first: number; readonly count: number };
 
+/** Posted once by a worker when its module has loaded: tasks are only handed to ready workers. */
+export interface HashWorkerReady {
+  readonly ready: true;
+}
+
 export type HashWorkerReply =
   | { readonly jobId: number; readonly id: number; readonly ok: true; readonly blocks: ArrayBuffer }
   | { readonly jobId: number; readonly id: number; readonly ok: false; readonly truncatedAt?: number; readonly message: string };

@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { SaltedBlocks } from './block-hasher.js';
 import { computeGeometry, type TreeGeometry } from './geometry.js';
-import type { HashJob, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
+import type { HashJob, HashWorkerReady, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
 import { computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
 
 class ShortRead extends Error {
@@ -62,3 +62,7 @@ port.on('message', (msg: HashWorkerRequest) => {
   }
   port.postMessage(reply, transfer);
 });
+
+// Loaded: the pool hands out tasks from now on (a task queued before this would wait out the
+// worker's start, 50-150 ms, while the calling thread could have hashed it).
+port.postMessage({ ready: true } satisfies HashWorkerReady);

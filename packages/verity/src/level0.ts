@@ -3,8 +3,8 @@ import { SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
 import { VerityError, VerityTruncatedError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
-import type { HashJob, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
-import { hashPool } from './hash-pool.js';
+import type { HashJob, HashWorkerReady, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
+import { hashPool, isReadyMessage } from './hash-pool.js';
 import { computeHashBlocks, hashBlocksPerBatch } from './tree-level.js';
 
 /**
@@ -155,7 +155,13 @@ export async function* level0Parallel(
   const pool = n > 0 ? hashPool.acquire(n) : [];
   try {
     for (const w of pool) {
-      const onMessage = (reply: HashWorkerReply): void => {
+      const onMessage = (reply: HashWorkerReply | HashWorkerReady): void => {
+        if (isReadyMessage(reply)) {
+          // Loaded now: two tasks, one running and one queued.
+          dispatch(w);
+          dispatch(w);
+          return;
+        }
         if (reply.jobId !== jobId) return;
         inFlight.set(w, inFlight.get(w)! - 1);
         if (reply.ok) {
@@ -187,8 +193,12 @@ export async function* level0Parallel(
       const start: HashWorkerRequest = { kind: 'job', jobId, job };
       w.postMessage(start);
       // Two tasks per worker: one running, one queued, so a worker never waits for the main thread.
-      dispatch(w);
-      dispatch(w);
+      // A worker still loading gets them when it says it is ready: tasks queued in it would wait
+      // out its start while this thread, blocked on them in order, could have hashed them.
+      if (hashPool.isReady(w)) {
+        dispatch(w);
+        dispatch(w);
+      }
     }
     for (let id = 0; id < taskCount; id++) {
       const want = results[id]!;
