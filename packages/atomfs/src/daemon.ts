@@ -19,6 +19,10 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
     env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', ...process.env },
   });
   closeSync(log);
+  // A spawn that fails (EMFILE under a low `ulimit -n`, ENOMEM, EAGAIN) reports through an
+  // 'error' event; without a listener that event would end this process with a stack trace.
+  const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
+  if (child.pid === undefined) throw new CommandError(`cannot start the server process: ${spawnMessage(await spawnFailed)}`);
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   let text = '';
   const outcome = await new Promise<'ready' | 'died' | 'timeout'>((resolve) => {
@@ -34,6 +38,10 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
       clearTimeout(timer);
       resolve('died');
     });
+    void spawnFailed.then(() => {
+      clearTimeout(timer);
+      resolve('died');
+    });
   });
   if (outcome === 'ready') {
     (pipe as unknown as { destroy(): void }).destroy();
@@ -46,6 +54,13 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
   throw new CommandError(
     outcome === 'timeout' ? `server did not become ready in ${timeoutMs / 1000} s (log: ${logFile})` : errLine.replace(/^Error: /, '') || `server exited (log: ${logFile})`,
   );
+}
+
+/** A spawn error in words a user can act on. */
+function spawnMessage(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EMFILE' || code === 'ENFILE') return `too many open files (${code}); raise the open-file limit (ulimit -n)`;
+  return err.message;
 }
 
 /** In the server process: tell the parent waiting in startDetached() that the mount is ready. */
