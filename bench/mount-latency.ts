@@ -92,7 +92,8 @@ export async function benchMountLatency(runs = 5): Promise<LatencyResult> {
     {
       tool: 'atomfs mount --backend fuse (verity on) + ls',
       ours: true,
-      script: `${node} ${ATOMFS} mount --backend fuse --metadir ${runDir} ${img.ociDir}:on ${mp} && ls ${mp}`,
+      // The command as a user runs it (its #! line), not `node bin/atomfs`.
+      script: `${ATOMFS} mount --backend fuse --metadir ${runDir} ${img.ociDir}:on ${mp} && ls ${mp}`,
       unmount: () => {
         const server = atomfsServerPid(runDir);
         atomfsUmount();
@@ -111,7 +112,7 @@ export async function benchMountLatency(runs = 5): Promise<LatencyResult> {
     },
     {
       tool: 'atomfs mount --backend kernel (verity off) + ls',
-      script: `${node} ${ATOMFS} mount --backend kernel --allow-missing-verity --metadir ${runDir} ${img.ociDir}:off ${mp} && ls ${mp}`,
+      script: `${ATOMFS} mount --backend kernel --allow-missing-verity --metadir ${runDir} ${img.ociDir}:off ${mp} && ls ${mp}`,
       unmount: atomfsUmount,
     },
     {

@@ -11,12 +11,15 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
   const logDir = logFile.slice(0, logFile.lastIndexOf('/'));
   if (logDir !== '') mkdirSync(logDir, { recursive: true });
   const log = openSync(logFile, 'a', 0o600);
+  // The server makes no TLS connections: NODE_EXTRA_CA_CERTS would only make its Node parse a
+  // certificate bundle at start (45 ms of a cold mount here, where it names the system bundle).
+  const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
   const child = spawn(process.execPath, [process.argv[1]!, ...argv, '--ready-fd', '3'], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     // glibc's mmap threshold sits at 128 KiB, exactly a squashfs block: every block buffer of a
     // native decoder became an mmap/munmap pair (lz4-napi varied 350-2300 MB/s; steady with these).
-    env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', ...process.env },
+    env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', ...env },
   });
   closeSync(log);
   // A spawn that fails (EMFILE under a low `ulimit -n`, ENOMEM, EAGAIN) reports through an
