@@ -75,6 +75,44 @@ interface Pending extends MergedChild {
 
 /** Every entry of the merged directory `stack`, sorted by name bytes, whiteouts removed. */
 export function mergeListing(ctx: MergeContext, stack: DirStack): MergedChild[] {
+  return (stack.length === 2 ? singleLayerListing(ctx, stack[0]!, stack[1]!) : undefined) ?? mergeLayers(ctx, stack);
+}
+
+/**
+ * mergeListing of a directory that exists in one layer only (every directory of a one-layer
+ * image, most of any image): nothing to merge, so no name map, no latin1 key per name and no
+ * intermediate entry per name (those were ~15% of a FUSE server's time in a cold walk of 20,000
+ * entries, mostly garbage collection). `.wh.` names hide only lower layers, so here they are just
+ * left out. Undefined when a name occurs twice (a malformed directory): the general merge decides
+ * those, so both paths give the same answer.
+ */
+function singleLayerListing(ctx: MergeContext, layerIndex: number, key: number): MergedChild[] | undefined {
+  const layer = ctx.layers[layerIndex]!;
+  const dir = ctx.node(layerIndex, key);
+  const out: MergedChild[] = [];
+  let sorted = true;
+  for (const { name, node } of layer.readdir(dir)) {
+    if (isBadName(name) || hasWhPrefix(name)) continue;
+    const attr = layer.getattr(node);
+    const dirEntry = isDir(attr);
+    const prev = out.length > 0 ? out[out.length - 1]!.name : undefined;
+    if (prev !== undefined && Buffer.compare(prev, name) >= 0) sorted = false;
+    out.push({ name, layerIndex, node, attr, stack: dirEntry ? [layerIndex, layer.key(node)] : undefined });
+  }
+  // squashfs lists names sorted already: sort only what is not, stably (first one first).
+  if (!sorted) out.sort((a, b) => Buffer.compare(a.name, b.name));
+  for (let i = 1; i < out.length; i++) if (out[i - 1]!.name.equals(out[i]!.name)) return undefined;
+  // Whiteouts (only after the duplicate check: a whiteout and an entry of one name is a duplicate).
+  let w = 0;
+  for (let i = 0; i < out.length; i++) {
+    const c = out[i]!;
+    if (!isWhiteout(layer, c.node, c.attr)) out[w++] = c;
+  }
+  out.length = w;
+  return out;
+}
+
+function mergeLayers(ctx: MergeContext, stack: DirStack): MergedChild[] {
   // latin1 maps bytes 1:1 to string code units, so any name (UTF-8 or not) is a distinct key.
   const decided = new Map<string, Pending | null>();
   for (let i = 0; i < stack.length / 2; i++) {

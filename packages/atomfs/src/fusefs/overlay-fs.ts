@@ -111,13 +111,12 @@ export class OverlayFs implements FileSystem {
     if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: self.ino, mode: DT_DIR };
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
-      yield {
-        name: e.name,
-        cookie: BigInt(i + 3),
-        ino: e.attr.ino,
-        mode: e.attr.mode,
-        ...(plus ? { entry: { nodeid: this.toFuse(e.id), attr: this.attr(e.attr) } } : {}),
-      };
+      const a = e.attr;
+      // Two literal shapes, not a spread of a conditional object: one allocation per entry (a
+      // cold walk of 20,000 entries spends more in the garbage collector than in any function).
+      yield plus
+        ? { name: e.name, cookie: BigInt(i + 3), ino: a.ino, mode: a.mode, entry: { nodeid: this.toFuse(e.id), attr: this.attr(a) } }
+        : { name: e.name, cookie: BigInt(i + 3), ino: a.ino, mode: a.mode };
     }
   }
 
