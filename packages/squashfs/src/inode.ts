@@ -1,5 +1,5 @@
 import { CorruptImageError } from './errors.js';
-import type { MetadataPosition, MetadataReader } from './metadata.js';
+import { RecordScratch, type MetadataPosition, type MetadataReader } from './metadata.js';
 
 /** inode_type values (formats.md A.8): 1..7 basic, 8..14 extended. */
 export enum InodeType {
@@ -24,6 +24,12 @@ export const S_IFMT = 0o170000;
 const TYPE_BITS = [0, 0o040000, 0o100000, 0o120000, 0o060000, 0o020000, 0o010000, 0o140000] as const;
 export const NO_XATTR = 0xffffffff;
 export const NO_FRAGMENT = 0xffffffff;
+/**
+ * The 16-byte header and the type-specific part of the inode being decoded. Two, because the
+ * header is read before the part; both are decoded into numbers before readInode returns.
+ */
+const HEADER = new RecordScratch(16);
+const BODY = new RecordScratch(40);
 /** Longest symlink target mksquashfs writes (SQUASHFS_SYMLINK_MAX). */
 const SYMLINK_MAX = 65535;
 
@@ -103,7 +109,7 @@ export interface InodeContext {
  */
 export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: number, ctx: InodeContext): Inode {
   const at = pos.block;
-  const h = meta.read(pos, 16);
+  const h = HEADER.read(meta, pos, 16);
   const type = h.readUInt16LE(0) as InodeType;
   if (type < 1 || type > 14) throw new CorruptImageError(`inode type ${type} is invalid`, at);
   const basic = type > 7 ? type - 7 : type;
@@ -123,7 +129,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
   const kind = KINDS[basic]!;
   switch (type) {
     case InodeType.Dir: {
-      const b = meta.read(pos, 16);
+      const b = BODY.read(meta, pos, 16);
       return {
         ...common,
         kind: 'dir',
@@ -137,7 +143,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
       };
     }
     case InodeType.LDir: {
-      const b = meta.read(pos, 24);
+      const b = BODY.read(meta, pos, 24);
       const inode: DirInode = {
         ...common,
         kind: 'dir',
@@ -153,13 +159,13 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
       return checkDir(inode, at);
     }
     case InodeType.File: {
-      const b = meta.read(pos, 16);
+      const b = BODY.read(meta, pos, 16);
       const fragment = b.readUInt32LE(4);
       const fileSize = b.readUInt32LE(12);
       return fileInode(common, b.readUInt32LE(0), fileSize, 0, fragment, b.readUInt32LE(8), pos, ctx, at);
     }
     case InodeType.LFile: {
-      const b = meta.read(pos, 40);
+      const b = BODY.read(meta, pos, 40);
       common.nlink = b.readUInt32LE(24);
       common.xattrIndex = b.readUInt32LE(36);
       const inode = fileInode(
@@ -177,19 +183,21 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     }
     case InodeType.Symlink:
     case InodeType.LSymlink: {
-      const b = meta.read(pos, 8);
+      const b = BODY.read(meta, pos, 8);
+      // Both fields now: BODY is read again below.
+      const nlink = b.readUInt32LE(0);
       const size = b.readUInt32LE(4);
       if (size > SYMLINK_MAX) throw new CorruptImageError(`symlink target length ${size} is over ${SYMLINK_MAX}`, at);
       const target = meta.read(pos, size);
-      const xattrIndex = type === InodeType.LSymlink ? meta.read(pos, 4).readUInt32LE(0) : NO_XATTR;
-      return { ...common, kind: 'symlink', nlink: b.readUInt32LE(0), target, xattrIndex };
+      const xattrIndex = type === InodeType.LSymlink ? BODY.read(meta, pos, 4).readUInt32LE(0) : NO_XATTR;
+      return { ...common, kind: 'symlink', nlink, target, xattrIndex };
     }
     case InodeType.BlockDev:
     case InodeType.CharDev:
     case InodeType.LBlockDev:
     case InodeType.LCharDev: {
       const ext = type > 7;
-      const b = meta.read(pos, ext ? 12 : 8);
+      const b = BODY.read(meta, pos, ext ? 12 : 8);
       return {
         ...common,
         kind: kind as 'block' | 'char',
@@ -200,7 +208,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     }
     default: {
       const ext = type > 7;
-      const b = meta.read(pos, ext ? 8 : 4);
+      const b = BODY.read(meta, pos, ext ? 8 : 4);
       return {
         ...common,
         kind: kind as 'fifo' | 'socket',

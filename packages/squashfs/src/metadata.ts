@@ -86,12 +86,40 @@ export class MetadataReader {
         continue;
       }
       const n = Math.min(out.length - done, b.data.length - offset);
-      b.data.copy(out, done, offset, offset + n);
+      // Inode and directory records are a few bytes: a loop beats Buffer.copy's native call there.
+      if (n <= 64) {
+        const data = b.data;
+        for (let i = 0; i < n; i++) out[done + i] = data[offset + i]!;
+      } else {
+        b.data.copy(out, done, offset, offset + n);
+      }
       done += n;
       offset += n;
     }
     pos.block = block;
     pos.offset = offset;
+  }
+}
+
+/**
+ * Reusable destinations for fixed-size records that are decoded into numbers at once (inode and
+ * directory headers): read() allocates a Buffer per record, ~3 per entry of a directory walk.
+ * One per call site that needs its bytes while another is read (see the users).
+ */
+export class RecordScratch {
+  private readonly views: Buffer[] = [];
+
+  constructor(private readonly max: number) {
+    const buf = Buffer.alloc(max);
+    for (let n = 0; n <= max; n++) this.views.push(buf.subarray(0, n));
+  }
+
+  /** `length` bytes from `pos` (advanced), valid until this scratch is used again. */
+  read(meta: MetadataReader, pos: MetadataPosition, length: number): Buffer {
+    if (length > this.max) return meta.read(pos, length);
+    const out = this.views[length]!;
+    meta.readInto(pos, out);
+    return out;
   }
 }
 
