@@ -29,7 +29,11 @@ export function median(xs: number[]): number {
 export function timeCommands(argvs: string[][], runs: number, before?: () => void): number[] {
   const times: number[][] = argvs.map(() => []);
   for (let i = 0; i < runs; i++) {
-    argvs.forEach((argv, k) => {
+    // Each round starts with the next command, so that whatever the previous command left
+    // behind (writeback, a warm CPU cache, drift) falls on every command alike.
+    const order = argvs.map((_, k) => (k + i) % argvs.length);
+    order.forEach((k) => {
+      const argv = argvs[k]!;
       before?.();
       dropCaches();
       const t0 = process.hrtime.bigint();
