@@ -6,7 +6,6 @@ import type { Layer as OciLayer } from '@atomfs/oci';
 import { closeDmLayerIfUnused, openDmLayer } from './dm-verity.js';
 import { startDetached } from './daemon.js';
 import { hashOffsetOf, layerSpecs } from './layers/layer-spec.js';
-export { layerSpecs } from './layers/layer-spec.js';
 import { readMountinfo } from '@atomfs/fuse';
 import { CommandError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable } from './host.js';
