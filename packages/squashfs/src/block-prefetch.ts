@@ -58,6 +58,19 @@ export function isFragmentTail(inode: FileInode, index: number): boolean {
   return index === inode.blockCount && inode.fragment !== NO_FRAGMENT;
 }
 
+/** The rule both threads number the sequence by (one instance per thread, fed every block in order). */
+export class SequenceItems {
+  private fragment = -1;
+
+  /** Whether block `index` of `inode` is a new item: every data block; a tail only when its fragment block is not the previous tail's. */
+  starts(inode: FileInode, index: number): boolean {
+    if (!isFragmentTail(inode, index)) return true;
+    if (inode.fragment === this.fragment) return false;
+    this.fragment = inode.fragment;
+    return true;
+  }
+}
+
 /** Below this much image data a second thread costs more to start (~50 ms) than it saves. */
 const MIN_BYTES = 16 << 20;
 const BUFFER_BYTES = 8 << 20;
@@ -80,8 +93,8 @@ export class BlockPrefetch {
   private readonly dataStart: number;
   private seq = 0;
   private broken = false;
-  /** Fragment block of the current run of tails (-1: none yet), and its bytes when the helper decoded it. */
-  private fragment = -1;
+  private readonly items = new SequenceItems();
+  /** The current run's fragment block as the helper decoded it (length -1: decoded here instead). */
   private fragmentLength = -1;
   private readonly fragmentCopy: Buffer;
 
@@ -137,8 +150,7 @@ export class BlockPrefetch {
 
   /** A file's tail: cut from the current fragment block, fetching that first if it is a new one. */
   private tail(fs: SquashFS, inode: FileInode, index: number, use: (data: Buffer) => void): void {
-    if (inode.fragment !== this.fragment) {
-      this.fragment = inode.fragment;
+    if (this.items.starts(inode, index)) {
       const q = this.seq++;
       const view = this.take(q);
       this.fragmentLength = -1;

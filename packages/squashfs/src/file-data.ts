@@ -3,7 +3,7 @@ import type { ByteSource } from './byte-source.js';
 import type { ByteLru } from './cache.js';
 import type { Decompressor } from './compression/decompressor.js';
 import { CorruptImageError, DecompressError } from './errors.js';
-import { readFragmentEntry } from './fragment-table.js';
+import { readFragmentEntry, type FragmentEntry } from './fragment-table.js';
 import { NO_FRAGMENT, type FileInode } from './inode.js';
 import type { LookupTable } from './lookup-table.js';
 import type { MetadataPosition, MetadataReader } from './metadata.js';
@@ -102,13 +102,10 @@ export class FileDataReader {
       }
       return this.fragmentTail(inode, expected);
     }
-    const { word, position } = this.locate(inode, i);
-    const len = word & LENGTH_MASK;
-    if (len === 0) return this.zeros.subarray(0, expected);
-    const data = this.decode(position, len, (word & UNCOMPRESSED) === 0, 'data block');
-    if (data.length !== expected) {
-      throw new CorruptImageError(`data block ${i} of inode ${inode.inodeNumber} decodes to ${data.length} bytes, expected ${expected}`, position);
-    }
+    const d = this.dataBlock(inode, i);
+    if (d.length === 0) return this.zeros.subarray(0, d.expected);
+    const data = this.decode(d.position, d.length, d.compressed, 'data block');
+    this.checkDecoded(inode, i, d, data.length);
     return data;
   }
 
@@ -118,42 +115,63 @@ export class FileDataReader {
    * helper thread) that would copy every block once more and evict what others still use.
    */
   blockInto(inode: FileInode, i: number, dst: Buffer): number {
-    const { blockSize } = this.c;
-    if (dst.length < blockSize) throw new RangeError(`blockInto: destination of ${dst.length} bytes is smaller than the block size ${blockSize}`);
+    this.checkDestination(dst, 'blockInto');
     if (i >= inode.blockCount) return this.block(inode, i).copy(dst);
-    const expected = Math.min(blockSize, inode.fileSize - i * blockSize);
-    const { word, position } = this.locate(inode, i);
-    const len = word & LENGTH_MASK;
-    if (len === 0) {
-      dst.fill(0, 0, expected);
-      return expected;
+    const d = this.dataBlock(inode, i);
+    if (d.length === 0) {
+      dst.fill(0, 0, d.expected);
+      return d.expected;
     }
-    const n = this.decodeInto(position, len, (word & UNCOMPRESSED) === 0, 'data block', dst);
-    if (n !== expected) {
-      throw new CorruptImageError(`data block ${i} of inode ${inode.inodeNumber} decodes to ${n} bytes, expected ${expected}`, position);
-    }
+    const n = this.decodeInto(d.position, d.length, d.compressed, 'data block', dst);
+    this.checkDecoded(inode, i, d, n);
     return n;
   }
 
   /** The whole fragment block holding the tail of `inode`, decoded into `dst` (at least blockSize bytes); its length. */
   fragmentBlockInto(inode: FileInode, dst: Buffer): number {
-    if (dst.length < this.c.blockSize) throw new RangeError(`fragmentBlockInto: destination of ${dst.length} bytes is smaller than the block size ${this.c.blockSize}`);
+    this.checkDestination(dst, 'fragmentBlockInto');
     if (inode.fragment === NO_FRAGMENT) throw new CorruptImageError(`inode ${inode.inodeNumber} has no fragment`, undefined);
-    if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
-    const f = readFragmentEntry(this.c.fragments, inode.fragment);
+    const f = this.fragmentEntry(inode);
     return this.decodeInto(f.start, f.length, f.compressed, 'fragment block', dst);
+  }
+
+  /** Where data block `i` (below blockCount) is stored, and how many bytes it must decode to. */
+  private dataBlock(inode: FileInode, i: number): { position: number; length: number; compressed: boolean; expected: number } {
+    const { word, position } = this.locate(inode, i);
+    return { position, length: word & LENGTH_MASK, compressed: (word & UNCOMPRESSED) === 0, expected: Math.min(this.c.blockSize, inode.fileSize - i * this.c.blockSize) };
+  }
+
+  private checkDecoded(inode: FileInode, i: number, d: { position: number; expected: number }, decoded: number): void {
+    if (decoded !== d.expected) {
+      throw new CorruptImageError(`data block ${i} of inode ${inode.inodeNumber} decodes to ${decoded} bytes, expected ${d.expected}`, d.position);
+    }
+  }
+
+  private checkDestination(dst: Buffer, what: string): void {
+    if (dst.length < this.c.blockSize) throw new RangeError(`${what}: destination of ${dst.length} bytes is smaller than the block size ${this.c.blockSize}`);
+  }
+
+  /** The fragment table entry of `inode`'s tail. */
+  private fragmentEntry(inode: FileInode): FragmentEntry {
+    if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
+    return readFragmentEntry(this.c.fragments, inode.fragment);
+  }
+
+  /** A stored block must fit a block and lie inside the image. */
+  private checkExtent(position: number, length: number, what: string): void {
+    if (length > this.c.blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
+    if (position + length > this.c.end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
   }
 
   /** decode() into dst (from the cache when the block is there, else not through it). */
   private decodeInto(position: number, length: number, compressed: boolean, what: string, dst: Buffer): number {
-    const { blockSize, end, source, decompressor } = this.c;
+    const { blockSize, source, decompressor } = this.c;
     const cached = this.c.blocks.get(position);
     if (cached !== undefined) return cached.copy(dst);
     if (decompressor.decompressInto === undefined || source.readInto === undefined || this.raw === undefined) {
       return this.decode(position, length, compressed, what).copy(dst);
     }
-    if (length > blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
-    if (position + length > end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
+    this.checkExtent(position, length, what);
     if (!compressed) {
       source.readInto(position, length, dst.subarray(0, length));
       return length;
@@ -163,14 +181,12 @@ export class FileDataReader {
     try {
       return decompressor.decompressInto(raw, dst.subarray(0, blockSize));
     } catch (err) {
-      if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
-      throw err;
+      throw withPosition(err, position);
     }
   }
 
   private fragmentTail(inode: FileInode, tail: number): Buffer {
-    if (this.c.fragments === undefined) throw new CorruptImageError(`inode ${inode.inodeNumber} uses a fragment but the image has none`, undefined);
-    const f = readFragmentEntry(this.c.fragments, inode.fragment);
+    const f = this.fragmentEntry(inode);
     const frag = this.decode(f.start, f.length, f.compressed, 'fragment block');
     if (inode.fragmentOffset + tail > frag.length) {
       throw new CorruptImageError(
@@ -185,10 +201,8 @@ export class FileDataReader {
   private decode(position: number, length: number, compressed: boolean, what: string): Buffer {
     const cached = this.c.blocks.get(position);
     if (cached !== undefined) return cached;
-    const { blockSize, end } = this.c;
-    if (length > blockSize) throw new CorruptImageError(`${what} of ${length} bytes is larger than the block size`, position);
-    if (position + length > end) throw new CorruptImageError(`${what} of ${length} bytes at ${position} runs past the end of the image`, position);
-    const { source, decompressor, pool } = this.c;
+    this.checkExtent(position, length, what);
+    const { blockSize, source, decompressor, pool } = this.c;
     let data: Buffer;
     try {
       if (!compressed) {
@@ -219,8 +233,7 @@ export class FileDataReader {
         }
       }
     } catch (err) {
-      if (err instanceof DecompressError) throw new DecompressError(err.compressor, err.detail, position);
-      throw err;
+      throw withPosition(err, position);
     }
     this.c.blocks.set(position, data, data.length + 64);
     return data;
@@ -279,4 +292,9 @@ export class FileDataReader {
     this.c.index.set(`${inode.ref}:${k}`, sizes, 64 + count * 4);
     return sizes;
   }
+}
+
+/** A decoder's error names the image position of the block it failed on. */
+function withPosition(err: unknown, position: number): unknown {
+  return err instanceof DecompressError ? new DecompressError(err.compressor, err.detail, position) : err;
 }

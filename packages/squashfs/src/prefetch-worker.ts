@@ -1,9 +1,9 @@
 /**
- * The producer of BlockPrefetch: walks the image as the extraction does and decodes the blocks
- * of every file the extraction writes that is at least a block long, in order, into shared slots.
+ * The producer of BlockPrefetch: walks the image as the extraction does and decodes the items of
+ * the sequence (data blocks, and the fragment block of each run of tails) in order into shared slots.
  */
 import { workerData } from 'node:worker_threads';
-import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
+import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SequenceItems, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
 import { FileSource } from './byte-source.js';
 import { walkTree } from './paths.js';
 import { SquashFS } from './squashfs.js';
@@ -43,10 +43,10 @@ function claim(seq: number): 'claimed' | 'skip' | 'stop' {
 }
 
 try {
-  // reuseBlockBuffers: fragment blocks (the only ones cached here) are copied out before the next read.
+  // Blocks are decoded into the slots; the cache only serves the fallback of codecs without decompressInto.
   const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 4 * d.slotSize + 1024 });
   const written = new Set<number>();
-  let fragment = -1;
+  const items = new SequenceItems();
   walk: for (const e of walkTree(fs, d.subdir)) {
     const inode = e.inode;
     if (!prefetched(inode)) continue;
@@ -57,10 +57,9 @@ try {
     }
     const blocks = Math.ceil(inode.fileSize / d.slotSize);
     for (let i = 0; i < blocks; i++) {
-      const tail = isFragmentTail(inode, i);
       // A tail in the fragment block of the previous tail is no item of its own.
-      if (tail && inode.fragment === fragment) continue;
-      if (tail) fragment = inode.fragment;
+      if (!items.starts(inode, i)) continue;
+      const tail = isFragmentTail(inode, i);
       const q = seq++;
       const c = claim(q);
       if (c === 'stop') break walk;
