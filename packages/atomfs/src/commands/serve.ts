@@ -4,7 +4,7 @@ import { parse } from '../args.js';
 import { signalReady } from '../daemon.js';
 import { CommandError } from '../errors.js';
 import type { OverlayFsOptions } from '../fusefs/overlay-fs.js';
-import type { LayerSpec } from '../layers/open-layer.js';
+import type { LayerSpec } from '../layers/layer-spec.js';
 
 // Its own module so the server process loads only the FUSE package on its main thread: the
 // layers are opened by the session thread, which imports the overlay code itself.

@@ -35,10 +35,11 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   let layers: LayerSpec[];
   let where: string;
   const asPath = resolve(arg);
-  if (existsSync(asPath) || findMount(asPath) !== undefined) {
+  const mount = findMount(asPath);
+  if (existsSync(asPath) || mount !== undefined) {
     const metadir = metadirFor(asPath, values.metadir);
     const record = readRecord(metadir);
-    if (findMount(asPath) === undefined) throw new CommandError(`${asPath} is not a mountpoint`);
+    if (mount === undefined) throw new CommandError(`${asPath} is not a mountpoint`);
     if (record === undefined) throw new CommandError(`${asPath} is not an atomfs mount (no metadata in ${metadir})`);
     layers = record.atomfs.layers;
     where = `${metadir}/mounts`;
