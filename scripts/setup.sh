@@ -13,6 +13,9 @@ command -v getfattr >/dev/null || need_apt+=(attr)
 command -v fio >/dev/null || need_apt+=(fio)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v umoci >/dev/null || need_apt+=(umoci)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v lxc-usernsexec >/dev/null || need_apt+=(lxc)
+command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
