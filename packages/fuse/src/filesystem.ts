@@ -78,6 +78,13 @@ export interface FileSystem {
    * open/lookup created in the session thread (encode what read needs into `fh`).
    */
   read(node: bigint, fh: bigint, offset: number, size: number): Buffer;
+  /**
+   * lseek(2) with SEEK_DATA (`whence` 'data') or SEEK_HOLE ('hole') on an open file: the next
+   * position at or after `offset` that holds data or starts a hole. Throw FuseErrno(ENXIO) when
+   * there is none or `offset` is past the end. Missing method ⇒ the kernel treats the whole
+   * file as data. Answerable from (node, fh) like read.
+   */
+  lseek?(node: bigint, fh: bigint, offset: number, whence: 'data' | 'hole'): number;
   release?(node: bigint, fh: bigint): void;
   opendir?(node: bigint, flags: number): OpendirResult;
   /**

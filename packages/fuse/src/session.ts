@@ -16,6 +16,7 @@ import { decodeBatchForgetIn, decodeForgetIn } from './wire/forget.js';
 import { decodeInHeader, encodeOutHeader, IN_HEADER_SIZE, type InHeader, OUT_HEADER_SIZE } from './wire/header.js';
 import { decodeInitIn, encodeInitOut, InitFlag, initFlagNames, initOutSizeFor, INIT_OUT_SIZE, KERNEL_VERSION, SERVER_MINOR } from './wire/init.js';
 import { decodeOpenIn, decodeReadIn, decodeReleaseIn, encodeOpenOut, OPEN_OUT_SIZE, OpenFlag } from './wire/open.js';
+import { decodeLseekIn, encodeLseekOut, LSEEK_OUT_SIZE, SEEK_DATA, SEEK_HOLE } from './wire/lseek.js';
 import { MUTATING_OPCODES, NO_REPLY_OPCODES, Opcode, opcodeName } from './wire/opcodes.js';
 import { encodeStatfsOut, type Statfs, STATFS_OUT_SIZE } from './wire/statfs.js';
 import { decodeGetxattrIn, encodeGetxattrOut, GETXATTR_OUT_SIZE } from './wire/xattr.js';
@@ -237,6 +238,8 @@ export class Session {
         return this.doOpen(h, body);
       case Opcode.READ:
         return this.doRead(h, body);
+      case Opcode.LSEEK:
+        return this.doLseek(h, body);
       case Opcode.RELEASE: {
         const r = decodeReleaseIn(body);
         this.fs.release?.(h.nodeid, r.fh);
@@ -420,6 +423,18 @@ export class Session {
     if (!serveRead(this.fs, this.write, this.readHeader, h.unique, h.nodeid, r.fh, r.offset, r.size, this.log, this.stats)) {
       this.ended = true;
     }
+  }
+
+  private doLseek(h: InHeader, body: Buffer): void {
+    // ENOSYS makes the kernel stop asking and treat every file as one data extent.
+    if (!this.fs.lseek) return this.replyError(h, Errno.ENOSYS);
+    const r = decodeLseekIn(body);
+    if (r.whence !== SEEK_DATA && r.whence !== SEEK_HOLE) return this.replyError(h, Errno.EINVAL);
+    // Past any file we serve (and negative offsets, which arrive as u64 >= 2^63).
+    if (r.offset > BigInt(Number.MAX_SAFE_INTEGER)) return this.replyError(h, Errno.ENXIO);
+    const pos = this.fs.lseek(h.nodeid, r.fh, Number(r.offset), r.whence === SEEK_DATA ? 'data' : 'hole');
+    encodeLseekOut(this.scratch, OUT_HEADER_SIZE, pos);
+    this.replyScratch(h, LSEEK_OUT_SIZE);
   }
 
   // --- directories -----------------------------------------------------------------------

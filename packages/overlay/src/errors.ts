@@ -4,9 +4,12 @@
  */
 export const ERRNO = {
   ENOENT: 2,
+  ENXIO: 6,
   ENOTDIR: 20,
   EISDIR: 21,
   EINVAL: 22,
+  ENODATA: 61,
+  EOPNOTSUPP: 95,
   ESTALE: 116,
 } as const;
 
@@ -14,9 +17,12 @@ export type OverlayErrorCode = keyof typeof ERRNO;
 
 const TEXT: Record<OverlayErrorCode, string> = {
   ENOENT: 'no such file or directory',
+  ENXIO: 'no such device or address',
   ENOTDIR: 'not a directory',
   EISDIR: 'illegal operation on a directory',
   EINVAL: 'invalid argument',
+  ENODATA: 'no data available',
+  EOPNOTSUPP: 'operation not supported',
   ESTALE: 'stale node id',
 };
 

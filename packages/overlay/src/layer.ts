@@ -41,10 +41,21 @@ export interface Layer<N> {
   readlink(node: N): Buffer;
   /** Full xattr names ("user.foo", "trusted.overlay.opaque"), in the layer's order. */
   listxattr(node: N): Buffer[];
+  /**
+   * False when the layer's filesystem answers listxattr on this node with EOPNOTSUPP (the
+   * kernel's squashfs does so for some inodes of images without xattrs). Default true.
+   */
+  xattrsSupported?(node: N): boolean;
   /** The value of one xattr, or undefined when the node has none of that name. */
   getxattr(node: N, name: Buffer): Buffer | undefined;
   /** Up to `length` bytes of a regular file from `position` (short only at end of file). */
   read(node: N, position: number, length: number): Buffer;
+  /**
+   * lseek(SEEK_DATA / SEEK_HOLE) in a regular file: the next position at or after `offset`
+   * (which is inside the file) holding data or starting a hole; undefined when there is no
+   * data after it. Default: the whole file is data.
+   */
+  seek?(node: N, offset: number, whence: 'data' | 'hole'): number | undefined;
   /**
    * A number that identifies the node inside this layer and survives being passed to another
    * thread: `fromKey(key(n))` gives back an equivalent node. Hard links share one key.

@@ -158,17 +158,45 @@ export class Overlay {
     return leaf.layer.readlink(leaf.node);
   }
 
-  /** xattr names, without overlayfs' own (trusted.overlay.*, user.overlay.*). */
+  /**
+   * xattr names, without overlayfs' own (trusted.overlay.*, user.overlay.*). EOPNOTSUPP when the
+   * topmost layer's filesystem does not support listing (overlayfs passes its answer on).
+   */
   listxattr(id: bigint): Buffer[] {
     const { layer, node } = this.top(id, 'listxattr');
+    if (layer.xattrsSupported?.(node) === false) throw new OverlayError('EOPNOTSUPP', 'listxattr', idText(id));
     return layer.listxattr(node).filter((n) => !isPrivateXattr(n));
   }
 
-  /** The value, or undefined (ENODATA) when absent or private to overlayfs. */
+  /**
+   * The value, or undefined (ENODATA) when absent or private to overlayfs. As overlayfs: names
+   * outside the user., trusted. and security. namespaces are EOPNOTSUPP, except the POSIX ACLs
+   * it supports itself (absent on read-only layers: ENODATA; symlinks have none: EOPNOTSUPP).
+   */
   getxattr(id: bigint, name: Buffer): Buffer | undefined {
     const { layer, node } = this.top(id, 'getxattr');
+    if (isPosixAcl(name)) {
+      if (!this.dirs.has(id) && (layer.getattr(node).mode & S_IFMT) === S_IFLNK) throw new OverlayError('EOPNOTSUPP', 'getxattr', idText(id));
+      return undefined;
+    }
+    if (!isStoredXattrName(name)) throw new OverlayError('EOPNOTSUPP', 'getxattr', idText(id));
     if (isPrivateXattr(name)) return undefined;
     return layer.getxattr(node, name);
+  }
+
+  /**
+   * lseek(SEEK_DATA / SEEK_HOLE) in a regular file, answered by the layer that holds it;
+   * ENXIO when `offset` is outside the file or no data follows it.
+   */
+  seek(id: bigint, offset: number, whence: 'data' | 'hole'): number {
+    if (this.dirs.has(id)) throw new OverlayError('EISDIR', 'lseek', idText(id));
+    const leaf = this.leaf(id, 'lseek');
+    if ((leaf.attr.mode & S_IFMT) !== S_IFREG) throw new OverlayError('EINVAL', 'lseek', idText(id));
+    const size = leaf.attr.size;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= size) throw new OverlayError('ENXIO', 'lseek', idText(id));
+    const pos = leaf.layer.seek !== undefined ? leaf.layer.seek(leaf.node, offset, whence) : whence === 'data' ? offset : size;
+    if (pos === undefined) throw new OverlayError('ENXIO', 'lseek', idText(id));
+    return pos;
   }
 
   /** Up to `length` bytes of a regular file from `position`; short only at end of file. */
@@ -282,6 +310,18 @@ export class Overlay {
     if (isDir(attr)) throw new OverlayError('ESTALE', syscall, idText(id));
     return { layer, node, attr };
   }
+}
+
+const POSIX_ACL_NAMES = ['system.posix_acl_access', 'system.posix_acl_default'].map((n) => Buffer.from(n));
+const STORED_PREFIXES = ['user.', 'trusted.', 'security.'].map((n) => Buffer.from(n));
+
+function isPosixAcl(name: Buffer): boolean {
+  return POSIX_ACL_NAMES.some((n) => n.equals(name));
+}
+
+/** Names in the namespaces a layer can store (squashfs knows only these three). */
+function isStoredXattrName(name: Buffer): boolean {
+  return STORED_PREFIXES.some((p) => name.length > p.length && name.subarray(0, p.length).equals(p));
 }
 
 function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {

@@ -239,6 +239,24 @@ export class FileDataReader {
     return data;
   }
 
+  /**
+   * The first block at or after `from` (below blockCount) that is a hole (`hole` true: its stored
+   * length is 0, the writer found it all zeros) or holds data (`hole` false); blockCount when
+   * there is none. Reads only the block list, never data.
+   */
+  scanBlocks(inode: FileInode, from: number, hole: boolean): number {
+    let i = Math.max(0, from);
+    while (i < inode.blockCount) {
+      const k = Math.floor(i / CHUNK);
+      const sizes = this.chunk(inode, this.blockIndex(inode, k), k);
+      for (let j = i - k * CHUNK; j < sizes.length; j++) {
+        if (((sizes[j]! & LENGTH_MASK) === 0) === hole) return k * CHUNK + j;
+      }
+      i = (k + 1) * CHUNK;
+    }
+    return inode.blockCount;
+  }
+
   /** Size word and disk position of block `i`. */
   private locate(inode: FileInode, i: number): { word: number; position: number } {
     const k = Math.floor(i / CHUNK);

@@ -6,7 +6,7 @@ import { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compre
 import { DirectoryReader, type DirEntry } from './directory.js';
 import { CorruptImageError, FsError } from './errors.js';
 import { FileDataReader } from './file-data.js';
-import { NO_XATTR, readInode, type DirInode, type FileInode, type Inode, type InodeContext } from './inode.js';
+import { NO_FRAGMENT, NO_XATTR, readInode, type DirInode, type FileInode, type Inode, type InodeContext } from './inode.js';
 import { LookupTable } from './lookup-table.js';
 import { MetadataReader, splitRef, type MetadataBlock } from './metadata.js';
 import { PathApi } from './paths.js';
@@ -234,6 +234,27 @@ export class SquashFS {
     return this.data.fragmentBlockInto(file, dst);
   }
 
+  /**
+   * lseek(SEEK_DATA / SEEK_HOLE) on a regular file as the kernel's squashfs answers it: holes
+   * are whole blocks stored with length 0 (sparse blocks), a tail kept in a fragment is data,
+   * and the end of the file is an implicit hole. Returns the position, or undefined where the
+   * kernel answers ENXIO (offset outside the file, or no data after it).
+   */
+  seek(file: Inode, offset: number, whence: 'data' | 'hole'): number | undefined {
+    if (file.kind !== 'file') throw new FsError(file.kind === 'dir' ? 'EISDIR' : 'EINVAL', 'lseek', `inode ${file.inodeNumber}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= file.fileSize) return undefined;
+    const bs = this.superblock.blockSize;
+    const index = Math.floor(offset / bs);
+    const wantHole = whence === 'hole';
+    // Blocks past the block list (only a fragment tail) are data.
+    if (index >= file.blockCount) return wantHole ? file.fileSize : offset;
+    const found = this.data.scanBlocks(file, index, wantHole);
+    if (found === index) return offset;
+    if (found < file.blockCount) return found * bs;
+    if (wantHole) return file.fileSize;
+    return file.fragment !== NO_FRAGMENT ? file.blockCount * bs : undefined;
+  }
+
   readlink(inode: Inode): Buffer {
     if (inode.kind !== 'symlink') throw new FsError('EINVAL', 'readlink', `inode ${inode.inodeNumber}`);
     return inode.target;
@@ -246,6 +267,17 @@ export class SquashFS {
       return [];
     }
     return this.xattrs.read(inode.xattrIndex);
+  }
+
+  /**
+   * Whether the kernel's squashfs would answer listxattr for this inode (rather than
+   * EOPNOTSUPP). It gives every directory, symlink and extended inode a listxattr that fails
+   * when the image has no xattr table; basic files, devices, fifos and sockets have none and
+   * list nothing.
+   */
+  xattrsSupported(inode: Inode): boolean {
+    if (this.xattrs !== undefined) return true;
+    return !(inode.kind === 'dir' || inode.kind === 'symlink' || inode.type > 7);
   }
 
   getxattr(inode: Inode, name: Buffer | string): Buffer | undefined {
@@ -265,7 +297,7 @@ export class SquashFS {
       mtime: inode.mtime,
       rdev: inode.kind === 'block' || inode.kind === 'char' ? inode.rdev : 0,
       blocks: this.blocks(inode),
-      blksize: this.superblock.blockSize,
+      blksize: DEV_BLOCK_SIZE,
     };
   }
 
@@ -298,6 +330,9 @@ export class SquashFS {
     };
   }
 }
+
+/** st_blksize of every inode on the kernel's squashfs (its s_blocksize, SQUASHFS_DEVBLK_SIZE). */
+const DEV_BLOCK_SIZE = 1024;
 
 function asDir(inode: Inode): DirInode {
   if (inode.kind !== 'dir') throw new FsError('ENOTDIR', 'readdir', `inode ${inode.inodeNumber}`);

@@ -57,8 +57,9 @@ export class XattrTable {
   /** All xattrs of the inode whose xattr index is `index`, in stored order. */
   read(index: number, from?: number): Xattr[] {
     const e = this.entry(index, from);
-    // Each pair takes at least 4 (key) + 1 (name) + 4 (value size) bytes of the stated list size.
-    if (e.count > e.size / 9) throw new CorruptImageError(`xattr count ${e.count} does not fit in ${e.size} bytes`, from);
+    // The stated size is what listxattr+getxattr would return (full name, NUL, value: mksquashfs
+    // writes 8 for a lone "user.a" = "1"), so each pair takes at least "user." + 1 + NUL = 7.
+    if (e.count > e.size / 7) throw new CorruptImageError(`xattr count ${e.count} does not fit in ${e.size} bytes`, from);
     const { block, offset } = splitRef(e.ref);
     const pos = { block: this.kvStart + block, offset };
     const out: Xattr[] = [];

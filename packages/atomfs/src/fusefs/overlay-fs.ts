@@ -3,6 +3,7 @@ import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
 import type { SquashFS } from '@atomfs/squashfs';
 import { openLayer, type LayerSpec } from '../layers/open-layer.js';
 import { SquashfsLayer } from '../layers/squashfs-layer.js';
+import { KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 import { SERVING } from './squashfs-fs.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
@@ -57,7 +58,7 @@ export class OverlayFs implements FileSystem {
       uid: a.uid,
       gid: a.gid,
       rdev: a.rdev,
-      blksize: this.blksize,
+      blksize: KERNEL_BLKSIZE,
     };
   }
 
@@ -74,7 +75,9 @@ export class OverlayFs implements FileSystem {
   lookup(parent: bigint, name: Buffer): Entry | undefined {
     return this.call(() => {
       const e = this.overlay.lookup(this.toOverlay(parent), name);
-      return e === undefined ? undefined : { nodeid: this.toFuse(e.id), attr: this.attr(e.attr) };
+      if (e === undefined) return undefined;
+      refuseLongSymlink(e.attr.mode, e.attr.size);
+      return { nodeid: this.toFuse(e.id), attr: this.attr(e.attr) };
     });
   }
 
@@ -87,7 +90,7 @@ export class OverlayFs implements FileSystem {
   }
 
   readlink(node: bigint): Buffer {
-    return this.call(() => this.overlay.readlink(this.toOverlay(node)));
+    return this.call(() => kernelReadlink(this.overlay.readlink(this.toOverlay(node))));
   }
 
   open(node: bigint): OpenResult {
@@ -102,6 +105,10 @@ export class OverlayFs implements FileSystem {
     return this.call(() => this.overlay.read(fh, offset, size));
   }
 
+  lseek(_node: bigint, fh: bigint, offset: number, whence: 'data' | 'hole'): number {
+    return this.call(() => this.overlay.seek(fh, offset, whence));
+  }
+
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
     const id = this.toOverlay(node);
     const { entries, self } = this.call(() => ({ entries: this.overlay.readdir(id), self: this.overlay.getattr(id) }));
@@ -114,7 +121,8 @@ export class OverlayFs implements FileSystem {
       const a = e.attr;
       // Two literal shapes, not a spread of a conditional object: one allocation per entry (a
       // cold walk of 20,000 entries spends more in the garbage collector than in any function).
-      yield plus
+      // A symlink the kernel refuses is listed without attributes: its LOOKUP is refused.
+      yield plus && !symlinkRefused(a.mode, a.size)
         ? { name: e.name, cookie: BigInt(i + 3), ino: a.ino, mode: a.mode, entry: { nodeid: this.toFuse(e.id), attr: this.attr(a) } }
         : { name: e.name, cookie: BigInt(i + 3), ino: a.ino, mode: a.mode };
     }

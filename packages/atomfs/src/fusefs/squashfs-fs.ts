@@ -1,6 +1,7 @@
 import { Errno, FuseErrno, ROOT_ID, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
 import { resolvePath, SquashFS, type Inode, type SquashfsOptions } from '@atomfs/squashfs';
 import { toFuseAttr } from './attr.js';
+import { checkSquashfsXattrName, KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 
 /** Options of one single-image mount; structured-cloneable so every worker thread can open the image itself. */
 export interface SquashfsFsOptions {
@@ -41,14 +42,16 @@ export class SquashfsFs implements FileSystem {
   }
 
   private entry(inode: Inode): Entry {
-    return { nodeid: this.id(inode), attr: toFuseAttr(this.image.attr(inode), BigInt(inode.inodeNumber), this.blksize) };
+    return { nodeid: this.id(inode), attr: toFuseAttr(this.image.attr(inode), BigInt(inode.inodeNumber), KERNEL_BLKSIZE) };
   }
 
   lookup(parent: bigint, name: Buffer): Entry | undefined {
     const dir = this.node(parent);
     if (dir.kind !== 'dir') throw new FuseErrno(Errno.ENOTDIR);
     const child = this.image.lookup(dir, name);
-    return child === undefined ? undefined : this.entry(child);
+    if (child === undefined) return undefined;
+    if (child.kind === 'symlink') refuseLongSymlink(child.mode, child.target.length);
+    return this.entry(child);
   }
 
   getattr(node: bigint) {
@@ -58,7 +61,7 @@ export class SquashfsFs implements FileSystem {
   readlink(node: bigint): Buffer {
     const inode = this.node(node);
     if (inode.kind !== 'symlink') throw new FuseErrno(Errno.EINVAL);
-    return inode.target;
+    return kernelReadlink(inode.target);
   }
 
   open(node: bigint): OpenResult {
@@ -85,6 +88,14 @@ export class SquashfsFs implements FileSystem {
     return this.scratch.subarray(0, this.image.readInto(inode, offset, n, this.scratch));
   }
 
+  lseek(_node: bigint, fh: bigint, offset: number, whence: 'data' | 'hole'): number {
+    const inode = this.image.inode(Number(fh));
+    if (inode.kind !== 'file') throw new FuseErrno(Errno.EINVAL);
+    const pos = this.image.seek(inode, offset, whence);
+    if (pos === undefined) throw new FuseErrno(Errno.ENXIO);
+    return pos;
+  }
+
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
     const dir = this.node(node);
     if (dir.kind !== 'dir') throw new FuseErrno(Errno.ENOTDIR);
@@ -98,7 +109,9 @@ export class SquashfsFs implements FileSystem {
     const entries = this.image.readdir(dir);
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
-      const child = plus ? this.image.inode(e.ref) : undefined;
+      let child = plus ? this.image.inode(e.ref) : undefined;
+      // Listed, but the kernel LOOKUPs it (and is refused) rather than getting its attributes.
+      if (child?.kind === 'symlink' && symlinkRefused(child.mode, child.target.length)) child = undefined;
       yield {
         name: e.name,
         cookie: BigInt(i + 3),
@@ -115,11 +128,14 @@ export class SquashfsFs implements FileSystem {
   }
 
   getxattr(node: bigint, name: Buffer): Buffer | undefined {
+    checkSquashfsXattrName(name);
     return this.image.getxattr(this.node(node), name);
   }
 
   listxattr(node: bigint): Buffer[] {
-    return this.image.xattrList(this.node(node)).map((x) => x.name);
+    const inode = this.node(node);
+    if (!this.image.xattrsSupported(inode)) throw new FuseErrno(Errno.EOPNOTSUPP);
+    return this.image.xattrList(inode).map((x) => x.name);
   }
 
   close(): void {

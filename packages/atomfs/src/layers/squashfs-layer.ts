@@ -35,6 +35,12 @@ export class SquashfsLayer implements Layer<Inode> {
   listxattr(node: Inode): Buffer[] {
     return this.image.xattrList(node).map((x) => x.name);
   }
+  xattrsSupported(node: Inode): boolean {
+    return this.image.xattrsSupported(node);
+  }
+  seek(node: Inode, offset: number, whence: 'data' | 'hole'): number | undefined {
+    return this.image.seek(node, offset, whence);
+  }
   getxattr(node: Inode, name: Buffer): Buffer | undefined {
     return this.image.getxattr(node, name);
   }
