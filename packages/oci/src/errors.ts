@@ -166,6 +166,18 @@ export class EmptyImageError extends OciError {
   }
 }
 
+/** More layers than an overlay can stack: refused before any layer is opened. */
+export class TooManyLayersError extends OciError {
+  constructor(
+    readonly reference: string,
+    readonly manifestDigest: string,
+    readonly layers: number,
+    readonly limit: number,
+  ) {
+    super(`image ${quote(reference)} (manifest ${manifestDigest}) has ${layers} layers; at most ${limit} can be mounted (the kernel's overlayfs stacks at most 500 lower layers)`);
+  }
+}
+
 /** A layer media type we cannot mount (erofs for now, tar, anything unknown). */
 export class UnsupportedLayerError extends OciError {
   constructor(

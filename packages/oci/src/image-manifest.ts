@@ -7,7 +7,7 @@ import { MEDIA_TYPE_IMAGE_MANIFEST } from './media-types.js';
 export interface ImageManifest {
   readonly schemaVersion?: number;
   readonly mediaType?: string;
-  /** Never read by atomfs (Go neither); kept for callers that want it. */
+  /** resolveImage checks its blob's size and digest and that it is a JSON object (Go never reads it). */
   readonly config?: Descriptor;
   /** Bottom-most first, as in OCI. */
   readonly layers: readonly Descriptor[];

@@ -13,6 +13,7 @@ export {
   resolveImage,
   DEFAULT_MAX_INDEX_DEPTH,
   DEFAULT_MAX_INDEX_BLOBS,
+  DEFAULT_MAX_LAYERS,
   type ResolveOptions,
   type ResolvedImage,
 } from './resolve.js';

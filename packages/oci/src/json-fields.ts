@@ -4,6 +4,7 @@
  * (`manifests[2].digest`). Only the fields we read are walked: no recursion over arbitrary input.
  */
 import { MalformedJsonError, quote } from './errors.js';
+import { findJsonSyntaxError } from './json-syntax.js';
 
 export type JsonObject = { readonly [key: string]: unknown };
 
@@ -13,9 +14,10 @@ export function parseJson(bytes: Uint8Array, path: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    // V8 quotes a snippet of the input in its message: keep it on one line and short.
-    const detail = (err instanceof Error ? err.message : String(err)).replace(/[\x00-\x1f\x7f\u2028\u2029]/g, ' ').slice(0, 200);
-    throw new MalformedJsonError(path, undefined, `not valid JSON (${detail})`);
+    // Never V8's message: it quotes the input, and the file may be a secret (index.json → /etc/shadow).
+    const at = findJsonSyntaxError(text);
+    const where = at === undefined ? `(${err instanceof Error ? err.name : 'error'})` : `at line ${at.line}, column ${at.column}: ${at.problem}`;
+    throw new MalformedJsonError(path, undefined, `not valid JSON ${where}`);
   }
 }
 

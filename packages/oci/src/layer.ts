@@ -6,11 +6,12 @@ import { has } from './json-fields.js';
 import {
   ANNOTATION_VERITY_ROOT_HASH,
   ANNOTATION_VERITY_ROOT_HASH_LEGACY,
+  LAYER_MEDIA_TYPES,
   MEDIA_TYPE_PREFIX_EROFS,
-  MEDIA_TYPE_PREFIX_SQUASHFS,
+  type LayerFsType,
 } from './media-types.js';
 
-export type LayerFsType = 'squashfs';
+export type { LayerFsType } from './media-types.js';
 
 export interface Layer {
   /** `sha256:<hex>`, validated. */
@@ -32,6 +33,8 @@ export interface Layer {
 
 const ROOT_HASH_ANNOTATIONS = [ANNOTATION_VERITY_ROOT_HASH, ANNOTATION_VERITY_ROOT_HASH_LEGACY] as const;
 const HEX = /^[0-9a-fA-F]*$/;
+/** dm-verity's sha256 root hash: 32 bytes. */
+const SHA256_HEX_DIGITS = 64;
 
 /**
  * Root hash from the layer annotations, current name first, then the stacker v1.0.x name — the
@@ -44,15 +47,16 @@ function rootHashOf(digest: string, annotations: Readonly<Record<string, string>
   for (const annotation of ROOT_HASH_ANNOTATIONS) {
     if (!has(annotations, annotation)) continue;
     const value = annotations[annotation] as string;
-    if (!HEX.test(value) || value.length % 2 !== 0) {
+    // Characters first, then length: a digit short is a wrong length, not "not hex".
+    if (!HEX.test(value)) {
       throw new InvalidRootHashError(digest, annotation, value, `invalid root hash ${quote(value)}: not hex`);
     }
-    if (value.length !== 64) {
+    if (value.length !== SHA256_HEX_DIGITS) {
       throw new InvalidRootHashError(
         digest,
         annotation,
         value,
-        `invalid root hash: unexpected key size for ${quote(value)} (${value.length / 2} bytes, sha256 needs 32)`,
+        `invalid root hash: unexpected key size for ${quote(value)} (${value.length} hex digits, expected ${SHA256_HEX_DIGITS} for sha256)`,
       );
     }
     return { value: value.toLowerCase(), annotation };
@@ -64,11 +68,16 @@ function rootHashOf(digest: string, annotations: Readonly<Record<string, string>
 export function layerFromDescriptor(layoutDir: string, desc: Descriptor, where: string): Layer {
   const digest = parseDigest(desc.digest, where);
   const mt = desc.mediaType;
-  if (mt.startsWith(MEDIA_TYPE_PREFIX_EROFS)) {
-    throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${show(mt)}`);
-  }
-  if (!mt.startsWith(MEDIA_TYPE_PREFIX_SQUASHFS)) {
-    throw new UnsupportedLayerError(digest.text, mt, `unknown media-type ${show(mt)} (layer ${digest.text}; only stacker squashfs layers can be mounted)`);
+  const known = LAYER_MEDIA_TYPES.get(mt);
+  if (known === undefined) {
+    if (mt.startsWith(MEDIA_TYPE_PREFIX_EROFS)) {
+      throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${show(mt)}`);
+    }
+    throw new UnsupportedLayerError(
+      digest.text,
+      mt,
+      `unknown media-type ${show(mt)} (layer ${digest.text}; only stacker squashfs layers can be mounted)`,
+    );
   }
   const annotations = desc.annotations ?? {};
   const rh = rootHashOf(digest.text, annotations);
@@ -79,7 +88,7 @@ export function layerFromDescriptor(layoutDir: string, desc: Descriptor, where: 
     size: desc.size,
     path: blobPath(layoutDir, digest),
     ...(rh !== undefined ? { rootHash: rh.value, rootHashAnnotation: rh.annotation } : {}),
-    fsType: 'squashfs',
+    fsType: known.fsType,
     annotations,
   };
 }

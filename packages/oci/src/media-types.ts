@@ -6,18 +6,37 @@ export const MEDIA_TYPE_IMAGE_CONFIG = 'application/vnd.oci.image.config.v1+json
 /** A blob holding one descriptor (umoci walks through these like through an index). */
 export const MEDIA_TYPE_DESCRIPTOR = 'application/vnd.oci.descriptor.v1+json';
 
-/**
- * Stacker layer media types are matched by PREFIX (Go: strings.HasPrefix): this covers the current
- * `…squashfs+zstd` / `…squashfs+gzip`, the legacy `…squashfs+zstd+verity` (stacker ≤ v1.0.x) and the
- * oldest bare `…squashfs`.
- */
+/** The common stem of stacker's squashfs layer media types. */
 export const MEDIA_TYPE_PREFIX_SQUASHFS = 'application/vnd.stacker.image.layer.squashfs';
+/** The stem of stacker's erofs layer media types (recognised only to say they are not supported yet). */
 export const MEDIA_TYPE_PREFIX_EROFS = 'application/vnd.stacker.image.layer.erofs';
 
 /** What stacker ≥ v1.1 writes for a zstd squashfs layer; our writer's default. */
 export const MEDIA_TYPE_SQUASHFS_ZSTD = 'application/vnd.stacker.image.layer.squashfs+zstd';
 /** What stacker v1.0.x (atomfs ≤ v1.1.x) wrote. */
 export const MEDIA_TYPE_SQUASHFS_ZSTD_VERITY_LEGACY = 'application/vnd.stacker.image.layer.squashfs+zstd+verity';
+
+export type LayerFsType = 'squashfs';
+
+/** What a layer media type says about the blob (the compressor in the name is not needed: the
+ * squashfs superblock says it, and the root-hash annotation, not a `+verity`, says verity). */
+export interface LayerMediaType {
+  readonly fsType: LayerFsType;
+}
+
+/**
+ * Every layer media type we mount, matched EXACTLY (Go atomfs matches the squashfs stem by
+ * prefix, which also takes `…squashfs+evil` or `…squashfsXYZ`): what stacker has written over
+ * its versions — the bare type of the oldest releases, `+<compression>` (GenerateSquashfsMediaType
+ * with gzip or zstd) and v1.0.x's `+<compression>+verity`. New layer kinds (erofs) are added here.
+ */
+export const LAYER_MEDIA_TYPES: ReadonlyMap<string, LayerMediaType> = new Map<string, LayerMediaType>([
+  [MEDIA_TYPE_PREFIX_SQUASHFS, { fsType: 'squashfs' }],
+  [`${MEDIA_TYPE_PREFIX_SQUASHFS}+gzip`, { fsType: 'squashfs' }],
+  [MEDIA_TYPE_SQUASHFS_ZSTD, { fsType: 'squashfs' }],
+  [`${MEDIA_TYPE_PREFIX_SQUASHFS}+gzip+verity`, { fsType: 'squashfs' }],
+  [MEDIA_TYPE_SQUASHFS_ZSTD_VERITY_LEGACY, { fsType: 'squashfs' }],
+]);
 
 /** Top-level index.json annotation naming a tag. */
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';

@@ -2,7 +2,7 @@
  * Tag → manifest → layers, with the semantics of Go atomfs (umoci ResolveReference + LookupManifest):
  * roots are the top-level index.json entries whose ref.name annotation equals the tag; nested image
  * indexes are walked; exactly one manifest must result. Unlike Go we verify the digest of every
- * index/manifest blob we read, bound what a hostile layout can make us read, and check the layer
+ * index, manifest and config blob we read, bound what a hostile layout can make us read, and check the layer
  * blobs exist with the size their descriptors claim (the layer CONTENT is left to dm-verity, or to
  * the explicit verifyLayerDigest).
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readVerifiedBlob } from './blob.js';
 import { DEFAULT_MAX_JSON_BYTES } from './bounded-read.js';
 import { parseDescriptor, refNameOf, type Descriptor } from './descriptor.js';
-import { BadDescriptorError, BlobError, quote, EmptyImageError, IndexLimitError, NotAManifestError, SizeMismatchError } from './errors.js';
+import { BadDescriptorError, BlobError, quote, EmptyImageError, IndexLimitError, NotAManifestError, SizeMismatchError, TooManyLayersError } from './errors.js';
 import { parseImageIndex } from './image-index.js';
 import { parseImageManifest, type ImageManifest } from './image-manifest.js';
 import { JsonFields, parseJson } from './json-fields.js';
@@ -25,6 +25,8 @@ export interface ResolveOptions extends ReadLimits {
   readonly maxIndexDepth?: number;
   /** Most nested index blobs read in total while resolving one tag. Default 64. */
   readonly maxIndexBlobs?: number;
+  /** Most layers an image may have (DEFAULT_MAX_LAYERS). */
+  readonly maxLayers?: number;
   /** Check each layer blob exists, is a regular file and has the descriptor's size. Default true. */
   readonly checkLayerBlobs?: boolean;
 }
@@ -44,6 +46,12 @@ export interface ResolvedImage {
 
 export const DEFAULT_MAX_INDEX_DEPTH = 8;
 export const DEFAULT_MAX_INDEX_BLOBS = 64;
+/**
+ * The kernel's overlayfs stacks at most 500 lower layers (OVL_MAX_STACK), so no image with more
+ * can be mounted by the kernel path, and our FUSE server would hold a descriptor, caches and a
+ * reader per layer: refused before anything is opened.
+ */
+export const DEFAULT_MAX_LAYERS = 500;
 /** How many known tags a "not found" message lists. */
 const TAGS_IN_MESSAGE = 10;
 
@@ -125,6 +133,14 @@ export async function resolveImage(layoutDir: string, tag: string, options: Reso
   const blob = await readVerifiedBlob(dir, target.desc, target.where, limit);
   const manifest = parseImageManifest(blob.bytes, blob.path);
   if (manifest.layers.length === 0) throw new EmptyImageError(tag, blob.digest.text);
+  const maxLayers = options.maxLayers ?? DEFAULT_MAX_LAYERS;
+  if (manifest.layers.length > maxLayers) throw new TooManyLayersError(tag, blob.digest.text, manifest.layers.length, maxLayers);
+  // Go never reads the config; we check it like every other document we are pointed at, so a
+  // tampered or missing config blob is not silently part of a "verified" image.
+  if (manifest.config !== undefined) {
+    const config = await readVerifiedBlob(dir, manifest.config, `${blob.path} config`, limit);
+    new JsonFields(config.path).object(parseJson(config.bytes, config.path), '');
+  }
 
   const bottomFirst = manifest.layers.map((d, i) => layerFromDescriptor(dir, d, `${blob.path} layers[${i}]`));
   if (options.checkLayerBlobs ?? true) {

@@ -180,7 +180,7 @@ const cases: Case[] = [
   { name: 'erofs layer', setup: (i) => editManifest(i, (m) => (m.layers[0].mediaType = 'application/vnd.stacker.image.layer.erofs+lz4hc')), error: UnsupportedLayerError, message: /^erofs layers are not supported yet/ },
   { name: 'tar layer', setup: (i) => editManifest(i, (m) => (m.layers[1].mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip')), error: UnsupportedLayerError, message: /^unknown media-type application\/vnd\.oci\.image\.layer\.v1\.tar\+gzip/ },
   { name: 'root hash not hex', setup: (i) => editManifest(i, (m) => (m.layers[0].annotations['io.stackeroci.stacker.atomfs_verity_root_hash'] = 'zz'.repeat(32))), error: InvalidRootHashError, message: /atomfs_verity_root_hash: invalid root hash "z+": not hex/ },
-  { name: 'root hash too short', setup: (i) => editManifest(i, (m) => (m.layers[0].annotations['io.stackeroci.stacker.atomfs_verity_root_hash'] = 'abcd')), error: InvalidRootHashError, message: /invalid root hash: unexpected key size for "abcd" \(2 bytes, sha256 needs 32\)/ },
+  { name: 'root hash too short', setup: (i) => editManifest(i, (m) => (m.layers[0].annotations['io.stackeroci.stacker.atomfs_verity_root_hash'] = 'abcd')), error: InvalidRootHashError, message: /invalid root hash: unexpected key size for "abcd" \(4 hex digits, expected 64 for sha256\)/ },
   { name: 'root hash empty', setup: (i) => editManifest(i, (m) => (m.layers[0].annotations['io.stackeroci.stacker.atomfs_verity_root_hash'] = '')), error: InvalidRootHashError, message: /unexpected key size for ""/ },
   {
     name: 'legacy root hash bad',
@@ -190,7 +190,7 @@ const cases: Case[] = [
         m.layers[1].annotations['io.stackeroci.stacker.squashfs_verity_root_hash'] = 'ab'.repeat(33);
       }),
     error: InvalidRootHashError,
-    message: /squashfs_verity_root_hash: invalid root hash: unexpected key size .*33 bytes/,
+    message: /squashfs_verity_root_hash: invalid root hash: unexpected key size .*66 hex digits/,
   },
   { name: 'layer blob missing', setup: (i) => rmSync(i.written.layers[0]?.path as string), error: BlobError, message: /layer sha256:[0-9a-f]{64} is missing/ },
   // --- hostile strings stay on one short line
