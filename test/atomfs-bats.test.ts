@@ -14,7 +14,7 @@ import { chownSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, sy
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { WrittenImage } from '@atomfs/oci';
-import { chmodDevFuse, ensureTestUser, hashFile, makeContent, processCleanup, readMountinfo, type TestUser } from './lib/index.js';
+import { chmodDevFuse, ensureTestUser, hashFile, makeContent, metadirName, processCleanup, readMountinfo, type TestUser } from './lib/index.js';
 import {
   atomfs,
   atomfsOk,
@@ -151,7 +151,7 @@ function assertAllClean(target: string, beforeMetadir = false): void {
 
 /** The FUSE server's log of the mount at `target` (for failure messages). */
 function serverLog(target: string): string {
-  const f = join(runDir, 'meta', mntnsId(), target.replace(/^\/+/, '').replace(/\//g, '-'), 'server.log');
+  const f = join(runDir, 'meta', mntnsId(), metadirName(target), 'server.log');
   return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => !l.startsWith('    at ')).slice(-15).join('\n') : `(no ${f})`;
 }
 
@@ -444,7 +444,7 @@ describe('unpriv-guestmount.bats (as a user, inside unshare -Umr)', () => {
     return r;
   };
   const configPath = (target: string, runtime = '$ATOMFS_TEST_RUN_DIR'): string =>
-    `"${runtime}/meta/$(readlink /proc/self/ns/mnt | cut -c 6-15)/${target.replace(/^\//, '').replace(/\//g, '-')}/config.json"`;
+    `"${runtime}/meta/$(readlink /proc/self/ns/mnt | cut -c 6-15)/$(systemd-escape --path '${target}')/config.json"`;
 
   test('guestmount of a verity image works WITHOUT --allow-missing-verity (we verify), verify works, persist lands in P/persist', async () => {
     const m = mp('guest-verity');

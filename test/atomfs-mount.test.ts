@@ -10,6 +10,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import {
   compareSnapshots,
   listLoopDevices,
+  metadirName,
   processCleanup,
   readMountinfo,
   run,
@@ -105,7 +106,7 @@ describe('merged tree equals the kernel overlayfs of the same layers', () => {
 // ---- failure rollback ------------------------------------------------------------------------
 
 function metadirOf(target: string): string {
-  return join(runDir, 'meta', mntnsId(), target.replace(/^\/+/, '').replace(/\//g, '-'));
+  return join(runDir, 'meta', mntnsId(), metadirName(target));
 }
 
 /** A failed mount: exit 1, ONE line `Error: ...` mentioning `mention`, and nothing left anywhere. */

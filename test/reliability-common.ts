@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { writeLayout } from '@atomfs/oci';
-import { isMounted, readMountinfo, run, runSync, sleepSync, trackMount, type CleanupStack, type RunResult } from './lib/index.js';
+import { isMounted, metadirName, readMountinfo, run, runSync, sleepSync, trackMount, type CleanupStack, type RunResult } from './lib/index.js';
 import { walk, type WalkOptions, type WalkSummary } from './reliability-walk.js';
 
 /** The CLI entry and the walker script (these files run from test/dist/). */
@@ -150,9 +150,9 @@ export function sqfsServerPid(mp: string): number | undefined {
 
 // ---- atomfs mount metadata --------------------------------------------------------------------
 
-/** Go atomfs's metadir naming: <run>/meta/<mntns>/<target with / as ->. */
+/** The metadir of a target: <run>/meta/<mntns>/<systemd-escape --path target>. */
 export function metadirOf(runDir: string, target: string, mntns = readMountNs()): string {
-  return join(runDir, 'meta', mntns, resolve(target).replace(/^\/+/, '').replace(/\//g, '-'));
+  return join(runDir, 'meta', mntns, metadirName(resolve(target)));
 }
 
 export function readMountNs(pid: number | 'self' = 'self'): string {

@@ -10,6 +10,8 @@
  * Path keys are "/" for the root and "/" + names joined with "/" below it.
  */
 
+import { runSync } from './exec.js';
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class BadNameKeyError extends Error {
@@ -115,4 +117,12 @@ export function quoteAttr(bytes: Uint8Array): Buffer {
     }
   }
   return Buffer.from(out);
+}
+
+/**
+ * The metadir name atomfs gives a mount target: what systemd's own escaping makes of the path
+ * (`systemd-escape --path`), the independent truth the tests hold atomfs to.
+ */
+export function metadirName(target: string): string {
+  return runSync(['systemd-escape', '--path', target]).stdout.toString('utf8').trim();
 }

@@ -1,19 +1,29 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { CommandError } from './errors.js';
+import { CommandError, InterruptedError } from './errors.js';
 
 /**
  * Run this same CLI again as a detached server process and wait until it reports that its mount
  * is ready (a line "ready" on fd 3) or dies. The server's stdout/stderr go to `logFile`.
  * Returns once the mount is usable, so a caller can use the mountpoint right away.
  */
-export async function startDetached(argv: string[], logFile: string, timeoutMs = 30_000): Promise<number> {
+export interface DetachedOptions {
+  timeoutMs?: number;
+  /** Called with the server's pid as soon as it exists (before it is ready), to record it. */
+  onSpawn?: (pid: number) => void;
+  /** Aborting stops the server (SIGTERM) and fails the start. */
+  signal?: AbortSignal;
+}
+
+export async function startDetached(argv: string[], logFile: string, o: DetachedOptions = {}): Promise<number> {
+  const timeoutMs = o.timeoutMs ?? 30_000;
   const logDir = logFile.slice(0, logFile.lastIndexOf('/'));
   if (logDir !== '') mkdirSync(logDir, { recursive: true });
   const log = openSync(logFile, 'a', 0o600);
   // The server makes no TLS connections: NODE_EXTRA_CA_CERTS would only make its Node parse a
   // certificate bundle at start (45 ms of a cold mount here, where it names the system bundle).
-  const { NODE_EXTRA_CA_CERTS: _unused, ...env } = process.env;
+  // NODE_OPTIONS could carry --inspect (or --require): a server that others could drive.
+  const { NODE_EXTRA_CA_CERTS: _certs, NODE_OPTIONS: _options, ...env } = process.env;
   const child = spawn(process.execPath, [process.argv[1]!, ...argv, '--ready-fd', '3'], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
@@ -26,10 +36,16 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
   // 'error' event; without a listener that event would end this process with a stack trace.
   const spawnFailed = new Promise<Error>((resolve) => child.once('error', resolve));
   if (child.pid === undefined) throw new CommandError(`cannot start the server process: ${spawnMessage(await spawnFailed)}`);
+  o.onSpawn?.(child.pid);
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   let text = '';
-  const outcome = await new Promise<'ready' | 'died' | 'timeout'>((resolve) => {
+  const outcome = await new Promise<'ready' | 'died' | 'timeout' | 'aborted'>((resolve) => {
     const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    if (o.signal?.aborted) resolve('aborted');
+    o.signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve('aborted');
+    });
     pipe.on('data', (d: Buffer) => {
       text += d.toString();
       if (text.includes('ready')) {
@@ -51,7 +67,8 @@ export async function startDetached(argv: string[], logFile: string, timeoutMs =
     child.unref();
     return child.pid!;
   }
-  if (outcome === 'timeout') child.kill('SIGTERM');
+  if (outcome === 'timeout' || outcome === 'aborted') child.kill('SIGTERM');
+  if (outcome === 'aborted') throw new InterruptedError('interrupted while the server was starting');
   const lastLines = readFileSync(logFile, 'utf8').trim().split('\n');
   const errLine = [...lastLines].reverse().find((l) => l.startsWith('Error: ')) ?? lastLines[lastLines.length - 1] ?? '';
   throw new CommandError(

@@ -7,3 +7,8 @@ export class UsageError extends Error {
 export class CommandError extends Error {
   override name = 'CommandError';
 }
+
+/** The command was stopped by a signal (Ctrl-C) and undid what it had done. */
+export class InterruptedError extends CommandError {
+  override name = 'InterruptedError';
+}

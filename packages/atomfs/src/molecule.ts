@@ -1,16 +1,16 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
 import { closeDmLayerIfUnused, openDmLayer } from './dm-verity.js';
 import { startDetached } from './daemon.js';
-import { hashOffsetOf, layerSpecs } from './layers/layer-spec.js';
-import { readMountinfo } from '@atomfs/fuse';
-import { CommandError } from './errors.js';
-import { isHostRoot, kernelDmVerityAvailable } from './host.js';
+import { hashOffsetOf, layerSpecs, type LayerSpec } from './layers/layer-spec.js';
+import { CommandError, InterruptedError } from './errors.js';
+import { isHostRoot, kernelDmVerityAvailable, mountNamespaceId } from './host.js';
 import { openOverlayFs } from './fusefs/overlay-fs.js';
-import { metadirFor, namespaceDir, readRecord, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
+import { FileLock } from './lock.js';
+import { ensureStateDir, escapeTarget, findRecord, metadirFor, namespaceDir, readRecord, runtimeDir, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
+import { isOurServer, isRunning, mountSources, run, stepsFromMountTable, undoMounts, undoRecord, waitForExit } from './undo.js';
 
 /** Overlay options of Go atomfs (molecule.OverlayMountOptions). */
 export const OVERLAY_OPTIONS = 'index=off,xino=on,userxattr';
@@ -21,20 +21,19 @@ export interface MountOptions {
   target: string;
   layers: readonly OciLayer[];
   writeable: boolean;
+  /** Go atomfs's --persist: upper dir DIR/persist, work dir DIR/work. */
   persist: string | undefined;
+  /** Upper dir receiving the changes directly; its work dir is made beside it, removed at umount. */
+  upper?: string | undefined;
   allowMissingVerity: boolean;
   metadirFlag: string | undefined;
   backend: 'auto' | Backend;
+  /** Add nosuid / nodev (host root mounts honour setuid bits and device nodes otherwise, as the kernel path). */
+  nosuid?: boolean;
+  nodev?: boolean;
+  /** Aborting (e.g. on Ctrl-C) undoes every step made and fails with InterruptedError. */
+  signal?: AbortSignal;
   debug: (msg: string) => void;
-}
-
-function run(argv: string[]): { ok: boolean; err: string } {
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  // The last line, minus util-linux's "dmesg(1) may have more information ..." hint, which
-  // would otherwise replace the actual reason ("wrong fs type, bad option, bad superblock ...").
-  const lines = (r.error?.message ?? r.stderr ?? '').split('\n').map((l) => l.trim());
-  const err = lines.filter((l) => l !== '' && !/^dmesg\(1\) may have more information/.test(l)).pop() ?? '';
-  return { ok: r.status === 0, err };
 }
 
 function mustRun(argv: string[], what: string): void {
@@ -58,238 +57,354 @@ export function chooseBackend(o: Pick<MountOptions, 'backend' | 'layers' | 'debu
   return 'fuse';
 }
 
+/**
+ * The one canonical path of a target: symlinks resolved, so a mount made through a link and an
+ * umount through another name find the same record. A dead FUSE mount cannot be stat'ed
+ * (ENOTCONN): then its parent is resolved and the name kept.
+ */
+export function resolveTarget(target: string): string {
+  const abs = resolve(target);
+  try {
+    return realpathSync(abs);
+  } catch {
+    try {
+      const parent = realpathSync(dirname(abs));
+      const name = basename(abs);
+      const st = lstatSync(join(parent, name));
+      return st.isSymbolicLink() ? resolve(parent, readlinkSync(join(parent, name))) : join(parent, name);
+    } catch {
+      return abs;
+    }
+  }
+}
+
+/** The per-target lock: one mount or umount of a target at a time. */
+function lockTarget(target: string, metadirFlag: string | undefined): FileLock {
+  const dir = ensureStateDir(metadirFlag, 'lock', mountNamespaceId());
+  const lock = FileLock.acquire(join(dir, `${escapeTarget(target)}.lock`));
+  if (lock === undefined) throw new CommandError(`${target} is already being mounted or unmounted by another atomfs command`);
+  return lock;
+}
+
+/** Around dm device opening and closing: devices are shared by every image using a layer. */
+function withDmLock<T>(metadirFlag: string | undefined, fn: () => T): T {
+  const dir = ensureStateDir(metadirFlag, 'lock');
+  const lock = FileLock.acquire(join(dir, 'dm.lock'), 60);
+  if (lock === undefined) throw new CommandError('timed out waiting for another atomfs command to finish with dm-verity devices');
+  try {
+    return fn();
+  } finally {
+    lock.release();
+  }
+}
 
 /**
- * Mount an image at `target`. Every mount made is recorded in config.json as it happens; any
- * failure undoes all of them in reverse and removes the metadir (Go atomfs leaks here).
+ * Mount an image at `target` (resolved with resolveTarget). Every step is recorded in
+ * config.json before it can take effect; any failure or interruption undoes all of them in
+ * reverse and removes the metadir (Go atomfs leaks here).
  */
 export async function mountImage(o: MountOptions): Promise<MountRecord> {
-  const target = o.target;
-  const metadir = metadirFor(target, o.metadirFlag);
+  const target = resolveTarget(o.target);
   const specs = layerSpecs(o.layers, o.allowMissingVerity);
   const backend = chooseBackend(o);
-  o.debug(`backend ${backend}, metadir ${metadir}`);
+  ensureStateDir(o.metadirFlag, 'meta', mountNamespaceId());
+  const lock = lockTarget(target, o.metadirFlag);
+  try {
+    await clearEarlierMount(target, o.metadirFlag, o.debug);
+    const metadir = metadirFor(target, o.metadirFlag);
+    o.debug(`backend ${backend}, metadir ${metadir}`);
+    return await mountSteps({ ...o, target }, specs, backend, metadir);
+  } finally {
+    lock.release();
+  }
+}
 
-  if (existsSync(metadir)) {
-    const old = readRecord(metadir);
-    if (findMount(target) !== undefined && old !== undefined) {
+/**
+ * A record for `target` left by an earlier mount: refuse if that mount is live and complete,
+ * else finish it off (server killed, plain umount, a mount interrupted at any step).
+ */
+async function clearEarlierMount(target: string, metadirFlag: string | undefined, debug: (m: string) => void): Promise<void> {
+  const found = findRecord(target, metadirFlag);
+  if (found !== undefined) {
+    const { metadir, record } = found;
+    if (record.atomfs.complete !== false && findMount(target) !== undefined) {
       throw new CommandError(`${target} is already mounted by atomfs (metadata in ${metadir}); run 'atomfs umount ${target}' first`);
     }
-    // A stale metadir (server killed, plain umount, crash): clean it instead of refusing forever.
-    o.debug(`removing stale metadir ${metadir}`);
-    if (old !== undefined) undoMounts(old.atomfs.mounts, () => {});
+    debug(`cleaning up the earlier mount recorded in ${metadir}`);
+    const errors = undoRecord(metadir, record, debug);
+    if (errors.length > 0) throw new CommandError(`cannot clean up the earlier mount at ${target}: ${errors.join('; ')}`);
+    removeWorkDir(record);
     rmSync(metadir, { recursive: true, force: true });
   }
+  // A metadir without a record: an interrupted mount that had not written one yet.
+  rmSync(metadirFor(target, metadirFlag), { recursive: true, force: true });
   if (findMount(target) !== undefined) throw new CommandError(`${target} is already a mountpoint; unmount it first`);
-  if (o.writeable && o.persist !== undefined && o.persist === '') throw new CommandError('--persist requires an argument');
+}
 
+/** The record and the journal of one mount in progress. */
+class Journal {
+  constructor(
+    readonly metadir: string,
+    readonly record: MountRecord,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    writeRecord(metadir, record);
+  }
+
+  /** Record `step` as pending, do it, record it as done. */
+  async step(step: MountStep, act: () => void | Promise<void>): Promise<void> {
+    // Signals are delivered by the event loop, which the synchronous steps before held up.
+    await new Promise((r) => setImmediate(r));
+    if (this.signal?.aborted) throw new InterruptedError('interrupted');
+    const s: MountStep = { ...step, pending: true };
+    this.record.atomfs.mounts.push(s);
+    this.save();
+    await act();
+    delete s.pending;
+    this.save();
+  }
+
+  save(): void {
+    writeRecord(this.metadir, this.record);
+  }
+}
+
+async function mountSteps(o: MountOptions, specs: LayerSpec[], backend: Backend, metadir: string): Promise<MountRecord> {
+  const target = o.target;
+  const writeable = o.writeable || o.persist !== undefined || o.upper !== undefined;
   const record: MountRecord = {
     OCIDir: o.ociDir,
     Tag: o.tag,
     Target: target,
-    AddWriteableOverlay: o.writeable,
-    WriteableOverlayPath: o.persist ?? '',
+    AddWriteableOverlay: writeable,
+    WriteableOverlayPath: o.persist ?? o.upper ?? '',
     AllowMissingVerityData: o.allowMissingVerity,
     MetadataDir: o.metadirFlag ?? '',
-    atomfs: { backend, layers: specs, mounts: [] },
+    atomfs: { backend, layers: specs, mounts: [], complete: false },
   };
-  mkdirSync(join(metadir, 'mounts'), { recursive: true });
-  const done = (step: MountStep) => {
-    record.atomfs.mounts.push(step);
-    writeRecord(metadir, record);
-  };
+  mkdirSync(join(metadir, 'mounts'), { recursive: true, mode: 0o700 });
+  const journal = new Journal(metadir, record, o.signal);
   try {
-    writeRecord(metadir, record);
-    const upperBase = o.persist !== undefined ? resolve(o.persist) : metadir;
-    if (backend === 'kernel') {
-      const lowers: string[] = [];
-      for (const l of o.layers) {
-        const mp = join(metadir, 'mounts', l.hex);
-        mkdirSync(mp, { recursive: true });
-        if (l.rootHash !== undefined) {
-          // Host root with device-mapper: the kernel verifies (shared "<hex>-verity" device).
-          const { device } = openDmLayer(l.path, l.hex, l.rootHash, hashOffsetOf(l.path));
-          try {
-            mustRun(['mount', '-t', 'squashfs', '-o', 'ro', device, mp], `mounting layer ${l.digest}`);
-          } catch (err) {
-            closeDmLayerIfUnused(l.hex, mountSources());
-            throw err;
-          }
-          done({ target: mp, kind: 'layer', dm: l.hex });
-        } else {
-          mustRun(['mount', '-t', 'squashfs', '-o', 'ro,loop', l.path, mp], `mounting layer ${l.digest}`);
-          done({ target: mp, kind: 'layer' });
-        }
-        lowers.push(mp);
-      }
-      if (lowers.length === 1 && !o.writeable) {
-        // overlayfs without an upper dir needs two lower dirs.
-        const w = join(metadir, 'mounts', 'workaround');
-        mkdirSync(w);
-        lowers.push(w);
-      }
-      mountOverlay(target, lowers, o.writeable, upperBase);
-      done({ target, kind: 'overlay' });
-    } else {
-      // Open every layer here first: a bad root hash or a corrupt superblock is reported by
-      // this command, not buried in a server log.
-      openOverlayFs(specs).close();
-      const fuseTarget = o.writeable ? join(metadir, 'mounts', 'merged') : target;
-      if (o.writeable) mkdirSync(fuseTarget);
-      const log = join(metadir, 'server.log');
-      const specFile = join(metadir, 'serve.json');
-      writeRecordFile(specFile, { mountpoint: fuseTarget, layers: specs, debug: false });
-      record.atomfs.serverLog = log;
-      record.atomfs.serverPid = await startDetached(['__serve', specFile], log);
-      done({ target: fuseTarget, kind: 'fuse' });
-      if (o.writeable) {
-        mountOverlay(target, [fuseTarget], true, upperBase);
-        done({ target, kind: 'overlay' });
-      }
-    }
+    const upper = writeable ? upperDirs(o, metadir, record) : undefined;
+    if (upper !== undefined) journal.save();
+    if (backend === 'kernel') await mountKernel(o, journal, upper);
+    else await mountFuse(o, specs, journal, upper);
+    record.atomfs.complete = true;
+    journal.save();
     return record;
   } catch (err) {
-    undoMounts(record.atomfs.mounts, o.debug);
-    rmSync(metadir, { recursive: true, force: true });
+    const errors = undoRecord(metadir, record, o.debug);
+    if (errors.length === 0) {
+      removeWorkDir(record);
+      rmSync(metadir, { recursive: true, force: true });
+    }
+    if (errors.length > 0) throw new CommandError(`${(err as Error).message}; undoing it failed: ${errors.join('; ')}`);
     throw err;
   }
 }
 
-function mountSources(): string[] {
-  return readMountinfo().map((m) => m.source);
+interface UpperDirs {
+  upper: string;
+  work: string;
 }
 
-function writeRecordFile(file: string, value: unknown): void {
-  writeFileSync(file, JSON.stringify(value) + '\n', { mode: 0o600 });
+/**
+ * Where the writable overlay keeps changes: --upper DIR itself, --persist DIR/persist (Go), or
+ * the metadir (lost at umount). overlayfs wants the work dir empty and on the upper dir's
+ * filesystem: the metadir's when it is the same one, else a hidden dir beside the upper dir.
+ */
+function upperDirs(o: MountOptions, metadir: string, record: MountRecord): UpperDirs {
+  if (o.upper === undefined) {
+    const base = o.persist !== undefined ? resolve(o.persist) : metadir;
+    const dirs = { upper: join(base, 'persist'), work: join(base, 'work') };
+    mkdirSync(dirs.upper, { recursive: true, mode: 0o755 });
+    mkdirSync(dirs.work, { recursive: true, mode: 0o755 });
+    return dirs;
+  }
+  const upper = resolve(o.upper);
+  mkdirSync(upper, { recursive: true, mode: 0o755 });
+  const sameFs = statSync(upper).dev === statSync(metadir).dev;
+  const work = sameFs ? join(metadir, 'work') : join(dirname(upper), `.${basename(upper)}.atomfs-work`);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { mode: 0o700 });
+  if (!sameFs) record.atomfs.workDir = work;
+  return { upper, work };
 }
 
-function mountOverlay(target: string, lowers: string[], writeable: boolean, upperBase: string): void {
+function removeWorkDir(record: MountRecord): void {
+  const w = record.atomfs.workDir;
+  if (w !== undefined && basename(w).endsWith('.atomfs-work')) rmSync(w, { recursive: true, force: true });
+}
+
+function flagOptions(o: MountOptions): string[] {
+  return [...(o.nosuid ? ['nosuid'] : []), ...(o.nodev ? ['nodev'] : [])];
+}
+
+async function mountKernel(o: MountOptions, journal: Journal, upper: UpperDirs | undefined): Promise<void> {
+  const lowers: string[] = [];
+  const ro = ['ro', ...flagOptions(o)].join(',');
+  for (const l of o.layers) {
+    const mp = join(journal.metadir, 'mounts', l.hex);
+    mkdirSync(mp, { recursive: true });
+    if (l.rootHash !== undefined) {
+      // Host root with device-mapper: the kernel verifies (shared "<hex>-verity" device).
+      const rootHash = l.rootHash;
+      await journal.step({ target: mp, kind: 'layer', dm: l.hex }, () =>
+        withDmLock(o.metadirFlag, () => {
+          const { device } = openDmLayer(l.path, l.hex, rootHash, hashOffsetOf(l.path));
+          try {
+            mustRun(['mount', '-t', 'squashfs', '-o', ro, device, mp], `mounting layer ${l.digest}`);
+          } catch (err) {
+            closeDmLayerIfUnused(l.hex, mountSources());
+            throw err;
+          }
+        }),
+      );
+    } else {
+      await journal.step({ target: mp, kind: 'layer' }, () => mustRun(['mount', '-t', 'squashfs', '-o', `${ro},loop`, l.path, mp], `mounting layer ${l.digest}`));
+    }
+    lowers.push(mp);
+  }
+  if (lowers.length === 1 && upper === undefined) {
+    // overlayfs without an upper dir needs two lower dirs.
+    const w = join(journal.metadir, 'mounts', 'workaround');
+    mkdirSync(w);
+    lowers.push(w);
+  }
+  await journal.step({ target: o.target, kind: 'overlay' }, () => mountOverlay(o, lowers, upper));
+}
+
+async function mountFuse(o: MountOptions, specs: LayerSpec[], journal: Journal, upper: UpperDirs | undefined): Promise<void> {
+  // Open every layer here first: a bad root hash or a corrupt superblock is reported by this
+  // command, not buried in a server log.
+  openOverlayFs(specs).close();
+  const metadir = journal.metadir;
+  const record = journal.record;
+  const fuseTarget = upper !== undefined ? join(metadir, 'mounts', 'merged') : o.target;
+  if (upper !== undefined) mkdirSync(fuseTarget);
+  const log = join(metadir, 'server.log');
+  const specFile = join(metadir, 'serve.json');
+  writeFileSync(specFile, JSON.stringify({ mountpoint: fuseTarget, layers: specs, debug: false, nosuid: o.nosuid === true, nodev: o.nodev === true }) + '\n', { mode: 0o600 });
+  record.atomfs.serverLog = log;
+  await journal.step({ target: fuseTarget, kind: 'fuse' }, async () => {
+    const onSpawn = (pid: number) => {
+      record.atomfs.serverPid = pid;
+      journal.save();
+    };
+    await startDetached(['__serve', specFile], log, { onSpawn, ...(o.signal !== undefined ? { signal: o.signal } : {}) });
+    checkServing(fuseTarget, record.atomfs.serverPid);
+  });
+  if (upper !== undefined) await journal.step({ target: o.target, kind: 'overlay' }, () => mountOverlay(o, [fuseTarget], upper));
+}
+
+/**
+ * The server said "ready": make sure the mount is there and answers (a request round trip), so
+ * this command never returns success for a server that died right after.
+ */
+function checkServing(mountpoint: string, pid: number | undefined): void {
+  const m = findMount(mountpoint);
+  try {
+    if (m?.fstype !== 'fuse.atomfs') throw new Error('not mounted');
+    statfsSync(mountpoint);
+  } catch (err) {
+    throw new CommandError(`the server (pid ${pid ?? '?'}) stopped serving ${mountpoint} right after starting: ${(err as Error).message}`);
+  }
+  if (pid !== undefined && !isRunning(pid)) throw new CommandError(`the server (pid ${pid}) of ${mountpoint} exited right after starting`);
+}
+
+function mountOverlay(o: MountOptions, lowers: string[], upper: UpperDirs | undefined): void {
+  const flags = flagOptions(o).map((f) => `,${f}`).join('');
   let opts: string;
-  if (writeable) {
-    const upper = join(upperBase, 'persist');
-    const work = join(upperBase, 'work');
-    mkdirSync(upper, { recursive: true, mode: 0o755 });
-    mkdirSync(work, { recursive: true, mode: 0o755 });
+  if (upper !== undefined) {
     // Like Go atomfs: the target itself is the top lower dir, so what it held shows through.
-    opts = `lowerdir=${[target, ...lowers].join(':')},upperdir=${upper},workdir=${work},${OVERLAY_OPTIONS}`;
+    opts = `lowerdir=${[o.target, ...lowers].join(':')},upperdir=${upper.upper},workdir=${upper.work},${OVERLAY_OPTIONS}${flags}`;
   } else {
-    opts = `lowerdir=${lowers.join(':')},${OVERLAY_OPTIONS}`;
+    opts = `lowerdir=${lowers.join(':')},${OVERLAY_OPTIONS}${flags}`;
   }
   if (opts.length > 4096) throw new CommandError('too many lower dirs; must have fewer than 4096 chars');
-  mustRun(['mount', '-t', 'overlay', 'overlay', '-o', opts, target], `mounting the overlay at ${target}`);
+  mustRun(['mount', '-t', 'overlay', 'overlay', '-o', opts, o.target], `mounting the overlay at ${o.target}`);
 }
 
-/** Unmount recorded mounts in reverse order; dead FUSE mounts lazily. Returns the errors met. */
-export function undoMounts(steps: MountStep[], debug: (m: string) => void): string[] {
-  const errors: string[] = [];
-  for (const s of [...steps].reverse()) {
-    if (findMount(s.target) === undefined) continue;
-    let r = run(['umount', s.target]);
-    if (!r.ok && isDead(s.target)) r = run(['umount', '-l', s.target]);
-    if (!r.ok) errors.push(`unmounting ${s.target}: ${r.err}`);
-    else debug(`unmounted ${s.target}`);
-  }
-  // Shared dm-verity devices go when no mount (of any image) uses them any more.
-  for (const s of steps) {
-    if (s.dm === undefined) continue;
-    try {
-      closeDmLayerIfUnused(s.dm, mountSources());
-    } catch (err) {
-      errors.push((err as Error).message);
-    }
-  }
-  return errors;
-}
-
-function isDead(path: string): boolean {
+/** Undo what `mountImage` recorded for `target` and remove its metadir (not an upper/persist dir). */
+export async function umountImage(targetArg: string, metadirFlag: string | undefined, debug: (m: string) => void): Promise<void> {
+  const target = resolveTarget(targetArg);
+  ensureStateDir(metadirFlag, 'meta', mountNamespaceId());
+  const lock = lockTarget(target, metadirFlag);
   try {
-    statSync(path);
-    return false;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOTCONN' || code === 'ECONNABORTED';
+    const found = findRecord(target, metadirFlag);
+    if (found === undefined) return await umountUnrecorded(target, metadirFlag, debug);
+    const { metadir, record } = found;
+    const errors = undoRecord(metadir, record, debug);
+    if (errors.length > 0) throw new CommandError(errors.join('; '));
+    const pid = record.atomfs.serverPid;
+    if (pid !== undefined && isOurServer(pid, metadir)) await waitForExit(pid, 5000);
+    removeWorkDir(record);
+    rmSync(metadir, { recursive: true, force: true });
+  } finally {
+    lock.release();
   }
 }
 
-/** Undo what `mountImage` recorded for `target` and remove its metadir (not a --persist dir). */
-export async function umountImage(target: string, metadirFlag: string | undefined, debug: (m: string) => void): Promise<void> {
+/**
+ * No record: a mount of `atomfs sqfs mount`, or an image mount whose metadir was deleted while
+ * it was live (found from the mount table), or a stale metadir of an interrupted mount.
+ */
+async function umountUnrecorded(target: string, metadirFlag: string | undefined, debug: (m: string) => void): Promise<void> {
   const metadir = metadirFor(target, metadirFlag);
-  const record = readRecord(metadir);
-  if (record === undefined) {
-    const m = findMount(target);
-    if (m !== undefined && m.fstype === 'fuse.atomfs') {
-      // Made by `atomfs sqfs mount`, or a mount whose metadata is gone.
-      const errs = undoMounts([{ target, kind: 'fuse' }], debug);
-      if (errs.length > 0) throw new CommandError(errs.join('; '));
-      if (existsSync(metadir)) rmSync(metadir, { recursive: true, force: true });
-      // A mount whose directory was renamed (mv of a parent) has its metadata under the old
-      // path; once its server is gone that record is debris: remove such records.
-      await removeDeadServerRecords(namespaceDir(metadirFlag), debug);
-      return;
-    }
-    if (existsSync(metadir)) {
-      // Metadata without a record: a stale dir from an interrupted mount.
-      rmSync(metadir, { recursive: true, force: true });
-      if (m === undefined) return;
-    }
-    throw new CommandError(`${target} is not an atomfs mountpoint`);
+  const nsDir = namespaceDir(metadirFlag);
+  const steps = stepsFromMountTable(target, nsDir);
+  if (steps !== undefined) {
+    const errs = undoMounts(steps, () => true, debug);
+    if (errs.length > 0) throw new CommandError(errs.join('; '));
+    rmSync(metadir, { recursive: true, force: true });
+    // A mount whose directory was renamed (mv of a parent) has its metadata under the old
+    // path; once its server is gone that record is debris: remove such records.
+    await removeDeadServerRecords(nsDir, debug);
+    return;
   }
-  const errors = undoMounts(record.atomfs.mounts, debug);
-  if (errors.length > 0) throw new CommandError(errors.join('; '));
-  if (record.atomfs.serverPid !== undefined) await waitForExit(record.atomfs.serverPid, 5000);
-  rmSync(metadir, { recursive: true, force: true });
+  const m = findMount(target);
+  if (m === undefined) {
+    try {
+      rmSync(metadir, { recursive: true });
+      return; // a stale dir from an interrupted mount
+    } catch {
+      // nothing there either
+    }
+  }
+  throw new CommandError(`${target} is not an atomfs mountpoint`);
 }
 
 /**
  * Remove the metadirs in `nsDir` of FUSE mounts that are over: the recorded server is not
- * running and none of the recorded mounts exists. A mount still being set up has no serverPid
- * yet, and a live one has a running server, so neither is touched.
+ * running and none of the recorded mounts exists. Records still being written are locked by
+ * their mount command; complete ones with a running server are live: neither is touched.
  */
 async function removeDeadServerRecords(nsDir: string, debug: (m: string) => void): Promise<void> {
-  if (!existsSync(nsDir)) return;
-  for (const name of readdirSync(nsDir)) {
+  let names: string[];
+  try {
+    names = readdirSync(nsDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
     const dir = join(nsDir, name);
-    const r = readRecord(dir);
+    let r: MountRecord | undefined;
+    try {
+      r = readRecord(dir);
+    } catch {
+      continue; // not ours to judge
+    }
     const pid = r?.atomfs.serverPid;
-    if (r === undefined || pid === undefined || r.atomfs.mounts.some((m) => findMount(m.target) !== undefined)) continue;
+    if (r === undefined || pid === undefined || r.atomfs.complete === false || r.atomfs.mounts.some((m) => findMount(m.target) !== undefined)) continue;
     // The server of the mount just unmounted may still be exiting.
     await waitForExit(pid, 2000);
-    if (isRunning(pid)) continue;
+    if (isOurServer(pid, dir)) continue;
     debug(`removing the metadata of ${r.Target}: its server ${pid} has ended`);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function waitForExit(pid: number, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (!isRunning(pid)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** The runtime dir in use, for messages. */
+export function stateDir(metadirFlag: string | undefined): string {
+  return runtimeDir(metadirFlag);
 }
-
-/**
- * Whether `pid` still runs. The detached server is reparented to init (or a subreaper) and is a
- * zombie from its exit until that process reaps it; kill(pid, 0) succeeds on a zombie, and a slow
- * reaper made every umount wait its full timeout.
- */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // "pid (comm) S ...": comm may hold spaces and parentheses, so take the state after the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Is the namespace dir empty (the Go contract: meta/<mntns>/ stays, empty, after umount). */
-export function isEmptyDir(dir: string): boolean {
-  return existsSync(dir) && readdirSync(dir).length === 0;
-}
-

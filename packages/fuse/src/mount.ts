@@ -88,6 +88,9 @@ export interface MountCommandOptions {
   subtype: string;
   fsname: string;
   allowOther: boolean;
+  /** Ignore setuid bits / device nodes (default true: only a host-root caller may want them honoured). */
+  nosuid?: boolean;
+  nodev?: boolean;
   /** Extra kernel/mount options, e.g. ["max_read=131072"]. */
   extraOptions?: string[];
 }
@@ -101,8 +104,8 @@ export function mountArgv(o: MountCommandOptions): string[] {
     `user_id=${uid}`,
     `group_id=${gid}`,
     'ro',
-    'nosuid',
-    'nodev',
+    ...(o.nosuid === false ? [] : ['nosuid']),
+    ...(o.nodev === false ? [] : ['nodev']),
     'default_permissions',
     ...(o.allowOther ? ['allow_other'] : []),
     ...(o.extraOptions ?? []),

@@ -57,6 +57,9 @@ export interface FuseServerOptions {
   readWorkers?: number;
   /** Let other users access the mount (non-root needs user_allow_other in /etc/fuse.conf). */
   allowOther?: boolean;
+  /** Mount nosuid / nodev (default true for both). */
+  nosuid?: boolean;
+  nodev?: boolean;
   /** Filesystem type shows as fuse.<subtype> (default "tsfuse"). */
   subtype?: string;
   /** Mount source shown in mountinfo (default: the subtype). */
@@ -184,6 +187,8 @@ export class FuseServer {
       subtype,
       fsname,
       allowOther: options.allowOther ?? false,
+      nosuid: options.nosuid ?? true,
+      nodev: options.nodev ?? true,
     };
     const initTimeout = options.initTimeoutMs ?? 10_000;
     try {

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parse } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { openOverlayFs } from '../fusefs/overlay-fs.js';
 import { layerSpecs } from '../layers/layer-spec.js';
 import { namespaceDir } from '../metadir.js';
-import { mountImage, umountImage } from '../molecule.js';
+import { mountImage, resolveTarget, umountImage } from '../molecule.js';
+import { namespaceHasNoOtherProcess } from '../host.js';
 import { resolveRef } from './image-ref.js';
 
 export const MOUNT_HELP = `Usage: atomfs mount [options] OCIDIR:TAG TARGET
@@ -16,19 +16,31 @@ Mount the image TAG of the OCI layout OCIDIR at TARGET (an existing directory), 
 As host root, images without root hashes are mounted by the kernel (loop + squashfs per layer +
 overlayfs). Otherwise — not host root (e.g. uid 0 in 'unshare -Umr'), or layers with dm-verity
 root hashes on a kernel without device-mapper — atomfs serves the merged layers with its own FUSE
-server and checks every data block against the layer's dm-verity tree before using it.
+server and checks every data block against the layer's dm-verity tree before using it. Every uid
+may use the mount (permissions are the image's, checked by the kernel), as a container rootfs
+needs. As host root, setuid programs and device nodes of the image work, as on the kernel path:
+anyone who can reach TARGET can run them, so mount under a directory only you can enter, or use
+--nosuid --nodev to inspect an image you do not trust.
 
 Options:
   --writeable, --writable   writable overlay; changes are lost at umount (kept in the metadir)
+  --upper DIR               writable overlay whose changes land directly in DIR (kept after umount)
   --persist DIR             writable overlay keeping changes in DIR/persist (work dir DIR/work)
   --allow-missing-verity    mount layers that have no root hash (served unchecked)
-  --metadir DIR             runtime dir instead of /run/atomfs
+  --nosuid, --nodev         ignore setuid bits / device nodes of the image (always so in a user namespace)
+  --metadir DIR             runtime dir for mount state; default /run/atomfs as host root, else
+                            $XDG_RUNTIME_DIR/atomfs, else /tmp/atomfs-run-<uid> (0700)
   --backend auto|kernel|fuse  force a mount path (default auto)
-  --debug                   say what is done, on stderr`;
+  --debug                   say what is done, on stderr
+
+In a user namespace the mount exists only in that namespace: mount, use and unmount from one
+shell inside it, e.g.  unshare -Umr sh -c 'atomfs mount IMG:TAG dir && ls dir && atomfs umount dir'`;
 
 export const UMOUNT_HELP = `Usage: atomfs umount [--metadir DIR] TARGET
 
-Undo everything 'atomfs mount' did at TARGET (also when its server died) and remove its metadata.`;
+Undo everything 'atomfs mount' did at TARGET (also when its server died, or its metadata was
+deleted) and remove its metadata; an --upper or --persist dir is kept. A busy mount is left
+as it was.`;
 
 const NOT_ROOT = `Please run as root, or in a user namespace
  You could try:
@@ -38,13 +50,24 @@ const NOT_ROOT = `Please run as root, or in a user namespace
 then run from that shell
 `;
 
+/** Ctrl-C, SIGTERM or SIGHUP while mounting: stop, undo every step, exit non-zero. */
+function abortOnSignals(): { signal: AbortSignal; done: () => void } {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of sigs) process.on(s, stop);
+  return { signal: ac.signal, done: () => sigs.forEach((s) => process.off(s, stop)) };
+}
 
 export async function mountCommand(argv: string[], globalDebug: boolean): Promise<number> {
   const { values, positionals } = parse(argv, {
     writeable: { type: 'boolean' },
     writable: { type: 'boolean' },
     persist: { type: 'string' },
+    upper: { type: 'string' },
     'allow-missing-verity': { type: 'boolean' },
+    nosuid: { type: 'boolean' },
+    nodev: { type: 'boolean' },
     metadir: { type: 'string' },
     backend: { type: 'string' },
     debug: { type: 'boolean' },
@@ -58,28 +81,45 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'kernel' && backend !== 'fuse') throw new UsageError(`--backend must be auto, kernel or fuse, not "${backend}"`);
   if (values.persist === '') throw new CommandError('--persist requires an argument');
+  if (values.upper === '') throw new CommandError('--upper requires an argument');
+  if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
+  if (values.upper !== undefined && values.persist !== undefined) throw new UsageError('--upper and --persist exclude each other');
   const { ociDir, tag, image } = await resolveRef(positionals[0]!);
   if (process.geteuid?.() !== 0) {
     process.stdout.write(NOT_ROOT);
     return 1;
   }
-  const target = resolve(positionals[1]!);
+  const target = resolveTarget(positionals[1]!);
   if (!existsSync(target) || !statSync(target).isDirectory()) throw new CommandError(`target ${target} does not exist or is not a directory`);
   const debug = values.debug === true || globalDebug;
-  await mountImage({
-    ociDir,
-    tag,
-    target,
-    layers: image.layers,
-    writeable: values.writeable === true || values.writable === true || values.persist !== undefined,
-    persist: values.persist,
-    allowMissingVerity: values['allow-missing-verity'] === true,
-    metadirFlag: values.metadir,
-    backend,
-    debug: (m) => {
-      if (debug) process.stderr.write(`atomfs: ${m}\n`);
-    },
-  });
+  const interrupt = abortOnSignals();
+  try {
+    await mountImage({
+      ociDir,
+      tag,
+      target,
+      layers: image.layers,
+      writeable: values.writeable === true || values.writable === true || values.persist !== undefined || values.upper !== undefined,
+      persist: values.persist,
+      upper: values.upper,
+      allowMissingVerity: values['allow-missing-verity'] === true,
+      nosuid: values.nosuid === true,
+      nodev: values.nodev === true,
+      metadirFlag: values.metadir,
+      backend,
+      signal: interrupt.signal,
+      debug: (m) => {
+        if (debug) process.stderr.write(`atomfs: ${m}\n`);
+      },
+    });
+  } finally {
+    interrupt.done();
+  }
+  if (namespaceHasNoOtherProcess()) {
+    process.stderr.write(
+      `atomfs: warning: no other process shares this mount namespace: ${target} is mounted only inside it, where no shell can reach it once atomfs exits; mount, use and umount from one shell in the namespace (unshare -Umr sh -c '...')\n`,
+    );
+  }
   return 0;
 }
 
@@ -90,8 +130,8 @@ export async function umountCommand(argv: string[], globalDebug: boolean): Promi
     return 0;
   }
   if (positionals.length < 1) throw new UsageError('Usage: atomfs umount mountpoint');
-  const target = resolve(positionals[0]!);
-  await umountImage(target, values.metadir, (m) => {
+  if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
+  await umountImage(positionals[0]!, values.metadir, (m) => {
     if (globalDebug) process.stderr.write(`atomfs: ${m}\n`);
   });
   // Go contract: meta/<mntns>/ stays (empty) after umount.

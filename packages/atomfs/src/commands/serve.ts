@@ -3,6 +3,7 @@ import { FuseError, FuseServer } from '@atomfs/fuse';
 import { parse } from '../args.js';
 import { signalReady } from '../daemon.js';
 import { CommandError } from '../errors.js';
+import { isHostRoot } from '../host.js';
 import type { OverlayFsOptions } from '../fusefs/overlay-fs.js';
 import type { LayerSpec } from '../layers/layer-spec.js';
 
@@ -12,13 +13,21 @@ import type { LayerSpec } from '../layers/layer-spec.js';
 /** Hidden: the detached FUSE server of an image mount (started by mountImage). */
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { 'ready-fd': { type: 'string' } });
-  const spec = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as { mountpoint: string; layers: LayerSpec[]; debug: boolean };
+  const spec = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as { mountpoint: string; layers: LayerSpec[]; debug: boolean; nosuid?: boolean; nodev?: boolean };
+  // As host root the mount honours setuid bits and device nodes, as the kernel path (and Go
+  // atomfs) does, unless asked not to; in a user namespace the kernel refuses both anyway.
+  const hostRoot = isHostRoot();
   const options: OverlayFsOptions = { layers: spec.layers };
   let server: FuseServer;
   try {
     server = await FuseServer.mount({
       mountpoint: spec.mountpoint,
       fs: { module: new URL('../fusefs/overlay-fs.js', import.meta.url).href, options },
+      // Every uid of a container must be able to use its rootfs; permissions are the kernel's
+      // (default_permissions), checked against the image's modes and owners.
+      allowOther: true,
+      nosuid: !hostRoot || spec.nosuid === true,
+      nodev: !hostRoot || spec.nodev === true,
       subtype: 'atomfs',
       fsname: 'atomfs',
       debug: spec.debug,
