@@ -9,7 +9,8 @@ export interface PrefetchData {
   fd: number;
   offset: number;
   size: number;
-  subdir: string;
+  /** Bytes arrive as a Uint8Array (structured clone). */
+  subdir: string | Uint8Array;
   shared: SharedArrayBuffer;
   slots: number;
   slotSize: number;
@@ -116,7 +117,7 @@ export class BlockPrefetch {
     worker.unref();
   }
 
-  static start(fs: SquashFS, subdir: string): BlockPrefetch | undefined {
+  static start(fs: SquashFS, subdir: string | Buffer): BlockPrefetch | undefined {
     const source = fs.source;
     if (!(source instanceof FileSource) || availableParallelism() < 2 || fs.superblock.bytesUsed < MIN_BYTES) return undefined;
     const slotSize = fs.superblock.blockSize;

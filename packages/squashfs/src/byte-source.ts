@@ -49,12 +49,12 @@ export class FileSource implements ByteSource {
   private readonly ownsFd: boolean;
 
   constructor(
-    fileOrFd: string | number,
+    fileOrFd: string | Buffer | number,
     readonly offset = 0,
     size?: number,
   ) {
-    this.ownsFd = typeof fileOrFd === 'string';
-    this.fd = typeof fileOrFd === 'string' ? openSync(fileOrFd, 'r') : fileOrFd;
+    this.ownsFd = typeof fileOrFd !== 'number';
+    this.fd = typeof fileOrFd !== 'number' ? openSync(fileOrFd, 'r') : fileOrFd;
     const fileSize = fstatSync(this.fd).size;
     if (offset < 0 || offset > fileSize) {
       if (this.ownsFd) closeSync(this.fd);

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, closeSync, fchmodSync, fchownSync, ftruncateSync,
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BlockPrefetch, prefetched } from './block-prefetch.js';
+import { SquashfsError } from './errors.js';
 import type { FileInode, Inode } from './inode.js';
 import { walkTree } from './paths.js';
 import type { SquashFS } from './squashfs.js';
@@ -14,8 +15,14 @@ export interface ExtractOptions {
   xattrs?: boolean;
   /** Called for entries that could not be fully restored (e.g. devices as non-root). */
   onWarning?: (message: string) => void;
+  /**
+   * Called for each entry the destination refused (a symlink target or name too long for
+   * Linux, no space, …) as it is skipped; the extraction carries on and lists them all in
+   * `ExtractResult.skipped`. A damaged image still fails the whole extraction.
+   */
+  onSkip?: (skip: ExtractSkip) => void;
   /** Subtree of the image to extract (default the whole image). */
-  subdir?: string;
+  subdir?: string | Buffer;
   /**
    * Decode file blocks ahead on a second thread (default: when the image is a file of 16 MiB
    * or more and there are two cores). false keeps everything on the calling thread.
@@ -23,7 +30,18 @@ export interface ExtractOptions {
   parallel?: boolean;
 }
 
+/** An entry that could not be created (or whose directory metadata could not be restored). */
+export interface ExtractSkip {
+  /** Path inside the image (raw bytes: names need not be UTF-8). */
+  path: Buffer;
+  kind: Inode['kind'];
+  /** The error the destination gave (a node:fs error with its `code`). The entries below a directory that could not be created go with it, unlisted. */
+  error: NodeJS.ErrnoException;
+}
+
 export interface ExtractResult {
+  /** Entries not extracted, in walk order; the extraction went on past them, as unsquashfs does. */
+  skipped: ExtractSkip[];
   files: number;
   dirs: number;
   symlinks: number;
@@ -37,15 +55,22 @@ export interface ExtractResult {
  * unsquashfs -d restores: types, contents (holes stay holes), modes incl. setuid/setgid/sticky,
  * owners when root, mtimes, xattrs, device numbers, hard links.
  */
-export async function extract(fs: SquashFS, dest: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extract(fs: SquashFS, dest: string | Buffer, options: ExtractOptions = {}): Promise<ExtractResult> {
   const isRoot = process.geteuid?.() === 0;
   const owners = options.owners ?? isRoot;
   const warn = options.onWarning ?? (() => {});
-  const result: ExtractResult = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, bytes: 0 };
+  const result: ExtractResult = { skipped: [], files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, bytes: 0 };
   const linked = new Map<number, Buffer>();
-  const dirs: { path: Buffer; inode: Inode }[] = [];
+  const dirs: { path: Buffer; image: Buffer; inode: Inode }[] = [];
+  const skip = (path: Buffer, inode: Inode, error: NodeJS.ErrnoException): void => {
+    const s: ExtractSkip = { path, kind: inode.kind, error };
+    result.skipped.push(s);
+    options.onSkip?.(s);
+  };
+  /** Image path of a directory that could not be created: everything below it is skipped too. */
+  let lostDir: Buffer | undefined;
   const xattrDump: string[] = [];
-  const destBuf = Buffer.from(dest);
+  const destBuf = typeof dest === 'string' ? Buffer.from(dest) : dest;
   mkdirSync(dest, { recursive: true });
   const made = creator(dest, owners);
   const prefetch = options.parallel === false ? undefined : BlockPrefetch.start(fs, options.subdir ?? '/');
@@ -53,41 +78,60 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
     for (const e of walkTree(fs, options.subdir ?? '/')) {
       const target = e.depth === 0 ? destBuf : Buffer.concat([destBuf, relativeTail(e.pathBuffer, options.subdir)]);
       const inode = e.inode;
-      if (inode.kind !== 'dir' && inode.nlink > 1) {
-        const first = linked.get(inode.ref);
-        if (first !== undefined) {
-          linkSync(first, target);
-          result.hardlinks++;
-          continue;
+      if (lostDir !== undefined && isBelow(e.pathBuffer, lostDir)) {
+        // The helper thread decodes these blocks anyway: take them off its sequence.
+        if (prefetch !== undefined && prefetched(inode) && !linked.has(inode.ref)) {
+          if (inode.nlink > 1) linked.set(inode.ref, target);
+          drain(fs, inode, 0, prefetch);
         }
-        linked.set(inode.ref, target);
+        continue;
       }
-      switch (inode.kind) {
-        case 'dir':
-          if (e.depth > 0) mkdirSync(target);
-          dirs.push({ path: target, inode });
-          result.dirs++;
-          break;
-        case 'file':
-          writeFile(fs, inode, target, made, prefetch);
-          result.bytes += inode.fileSize;
-          result.files++;
-          break;
-        case 'symlink':
-          symlinkSync(inode.target, target);
-          result.symlinks++;
-          break;
-        case 'socket':
-          await makeSocket(tmpName(dest), target);
-          result.specials++;
-          break;
-        default: {
-          const ok = makeNode(inode, tmpName(dest), target);
-          if (!ok) warn(`could not create ${inode.kind} ${e.path} (needs root)`);
-          result.specials++;
+      lostDir = undefined;
+      try {
+        if (inode.kind !== 'dir' && inode.nlink > 1) {
+          const first = linked.get(inode.ref);
+          if (first !== undefined) {
+            linkSync(first, target);
+            result.hardlinks++;
+            continue;
+          }
+          linked.set(inode.ref, target);
         }
+        switch (inode.kind) {
+          case 'dir':
+            if (e.depth > 0) mkdirSync(target);
+            dirs.push({ path: target, image: e.pathBuffer, inode });
+            result.dirs++;
+            break;
+          case 'file':
+            writeFile(fs, inode, target, made, prefetch);
+            result.bytes += inode.fileSize;
+            result.files++;
+            break;
+          case 'symlink':
+            symlinkSync(inode.target, target);
+            result.symlinks++;
+            break;
+          case 'socket':
+            await makeSocket(tmpName(dest), target);
+            result.specials++;
+            break;
+          default: {
+            const ok = makeNode(inode, tmpName(dest), target);
+            if (!ok) {
+              warn(`could not create ${inode.kind} ${e.path} (needs root)`);
+              continue;
+            }
+            result.specials++;
+          }
+        }
+        if (inode.kind !== 'dir' && inode.kind !== 'file') finish(inode, target, owners);
+      } catch (err) {
+        if (!isDestinationError(err)) throw err;
+        skip(e.pathBuffer, inode, err);
+        if (inode.kind === 'dir') lostDir = e.pathBuffer;
+        continue;
       }
-      if (inode.kind !== 'dir' && inode.kind !== 'file') finish(inode, target, owners);
       if (options.xattrs !== false) {
         for (const x of fs.xattrList(inode)) {
           xattrDump.push(`# file: ${escapeName(target)}\n${x.name.toString('latin1')}=0x${x.value.toString('hex')}\n`);
@@ -104,14 +148,40 @@ export async function extract(fs: SquashFS, dest: string, options: ExtractOption
   }
   // Directories last and deepest first: creating children changes a directory's mtime, and a
   // read-only mode would stop us creating them.
-  for (const d of dirs.reverse()) finish(d.inode, d.path, owners);
+  for (const d of dirs.reverse()) {
+    try {
+      finish(d.inode, d.path, owners);
+    } catch (err) {
+      if (!isDestinationError(err)) throw err;
+      skip(d.image, d.inode, err);
+    }
+  }
   return result;
 }
 
-function relativeTail(pathBuffer: Buffer, subdir: string | undefined): Buffer {
-  if (subdir === undefined || subdir === '/' || subdir === '') return pathBuffer;
-  const prefix = Buffer.from(join('/', subdir));
-  return pathBuffer.subarray(prefix.length);
+/** An error of the destination filesystem (node:fs, with an errno code), not of the image. */
+function isDestinationError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && !(err instanceof SquashfsError) && typeof (err as NodeJS.ErrnoException).code === 'string';
+}
+
+/** Whether image path `path` lies below directory `dir`. */
+function isBelow(path: Buffer, dir: Buffer): boolean {
+  if (dir.length === 1) return path.length > 1; // below the root
+  return path.length > dir.length && path[dir.length] === 0x2f && path.subarray(0, dir.length).equals(dir);
+}
+
+/** Take blocks `from`.. of a file the extraction gave up on off the helper's sequence, keeping both threads in step. */
+function drain(fs: SquashFS, inode: FileInode, from: number, prefetch: BlockPrefetch): void {
+  const blocks = Math.ceil(inode.fileSize / fs.superblock.blockSize);
+  for (let i = from; i < blocks; i++) prefetch.next(fs, inode, i, () => {});
+}
+
+function relativeTail(pathBuffer: Buffer, subdir: string | Buffer | undefined): Buffer {
+  if (subdir === undefined) return pathBuffer;
+  // walkTree names entries from the subdir's own components ("/a/b" for "a//b/"): as many bytes.
+  const parts = (typeof subdir === 'string' ? Buffer.from(subdir) : subdir).toString('latin1').split('/').filter((c) => c !== '');
+  if (parts.length === 0) return pathBuffer;
+  return pathBuffer.subarray(parts.reduce((n, c) => n + 1 + c.length, 0));
 }
 
 /**
@@ -125,7 +195,16 @@ function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, c: Creator, p
   // only needed when the umask strips bits or a chown clears setuid/setgid. chown only when
   // the new file's owner differs. Of a 20,000-file extraction's system calls, fchown and fchmod
   // were 150 ms of 2 s.
-  const fd = openSync(target, 'w', mode);
+  const ahead = prefetch !== undefined && prefetched(inode);
+  /** Blocks taken off the helper's sequence so far (the rest are drained if this file fails). */
+  let taken = 0;
+  let fd: number;
+  try {
+    fd = openSync(target, 'w', mode);
+  } catch (err) {
+    if (ahead) drain(fs, inode, 0, prefetch);
+    throw err;
+  }
   try {
     const bs = fs.superblock.blockSize;
     const blocks = Math.ceil(inode.fileSize / bs);
@@ -137,10 +216,11 @@ function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, c: Creator, p
       let done = 0;
       while (done < data.length) done += writeSync(fd, data, done, data.length - done, i * bs + done);
     };
-    const ahead = prefetch !== undefined && prefetched(inode);
     for (let i = 0; i < blocks; i++) {
-      if (ahead) prefetch.next(fs, inode, i, (data) => put(i, data));
-      else put(i, fs.readBlock(inode, i));
+      if (ahead) {
+        taken = i + 1;
+        prefetch.next(fs, inode, i, (data) => put(i, data));
+      } else put(i, fs.readBlock(inode, i));
     }
     if (endsInHole) ftruncateSync(fd, inode.fileSize);
     const chown = c.owners && (inode.uid !== c.uid || inode.gid !== c.gid);
@@ -148,6 +228,9 @@ function writeFile(fs: SquashFS, inode: FileInode, target: Buffer, c: Creator, p
     // chmod after chown, which clears setuid/setgid.
     if ((mode & c.umask) !== 0 || (chown && (mode & 0o6000) !== 0)) fchmodSync(fd, mode);
     futimesSync(fd, inode.mtime, inode.mtime);
+  } catch (err) {
+    if (ahead && isDestinationError(err)) drain(fs, inode, taken, prefetch);
+    throw err;
   } finally {
     closeSync(fd);
   }
@@ -162,7 +245,7 @@ interface Creator {
   umask: number;
 }
 
-function creator(dest: string, owners: boolean): Creator {
+function creator(dest: string | Buffer, owners: boolean): Creator {
   const setgidDest = (statSync(dest).mode & 0o2000) !== 0;
   return { owners, uid: process.geteuid?.() ?? -1, gid: setgidDest ? -1 : (process.getegid?.() ?? -1), umask: readUmask() };
 }
@@ -186,8 +269,8 @@ function isZero(b: Buffer): boolean {
 
 let tmpCounter = 0;
 /** An ASCII name to create special files under before renaming them to their (any-bytes) name. */
-function tmpName(dest: string): string {
-  return join(dest, `.atomfs-extract-${process.pid}-${tmpCounter++}`);
+function tmpName(dest: string | Buffer): string {
+  return join(dest.toString(), `.atomfs-extract-${process.pid}-${tmpCounter++}`);
 }
 
 function makeNode(inode: Inode, tmp: string, target: Buffer): boolean {

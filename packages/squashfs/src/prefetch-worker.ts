@@ -47,7 +47,7 @@ try {
   const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 4 * d.slotSize + 1024 });
   const written = new Set<number>();
   const items = new SequenceItems();
-  walk: for (const e of walkTree(fs, d.subdir)) {
+  walk: for (const e of walkTree(fs, typeof d.subdir === 'string' ? d.subdir : Buffer.from(d.subdir))) {
     const inode = e.inode;
     if (!prefetched(inode)) continue;
     // The extraction writes a hard-linked file once and links its other names.

@@ -72,7 +72,8 @@ export class SquashFS {
   /** The path-level API, shaped like node:fs/promises (stat, lstat, readdir, readFile, walk, …). */
   readonly paths: PathApi = new PathApi(this);
 
-  static open(path: string, options: SquashfsOptions = {}): SquashFS {
+  /** `path` may be a Buffer: file names need not be UTF-8. */
+  static open(path: string | Buffer, options: SquashfsOptions = {}): SquashFS {
     const source = new FileSource(path, options.offset ?? 0);
     try {
       return new SquashFS(source, options);

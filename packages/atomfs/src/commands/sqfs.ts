@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
-import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type Inode, type WalkEntry } from '@atomfs/squashfs';
-import { parse } from '../args.js';
+import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
+import { argBytes, parse, pathArg, rawArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
@@ -10,20 +10,25 @@ Read a single squashfs image without mounting it.
 Commands:
   ls [-l] [--json] [--offset N] IMAGE [PATH]   list PATH (default /) recursively
   cat [--offset N] IMAGE PATH                 write a file's content to stdout
-  extract [--offset N] IMAGE DIR              extract the image into DIR (like unsquashfs -d);
-                                              owners restored when run as root
+  extract [--offset N] [--subdir P] IMAGE DIR extract the image into DIR (like unsquashfs -d);
+                                              owners restored when run as root. An entry DIR's
+                                              filesystem refuses (a name or symlink target too
+                                              long for Linux, ...) is reported and skipped, the
+                                              rest extracted; then the exit status is 2
   info [--json] [--offset N] IMAGE            superblock, compressor, counts
   mount [options] IMAGE MOUNTPOINT            mount one image with the FUSE server (see 'atomfs sqfs mount --help')
   umount MOUNTPOINT                           unmount it
 
-IMAGE may be a squashfs file, or a larger file with --offset N bytes before the image.`;
+IMAGE may be a squashfs file, or a larger file with --offset N bytes before the image.
+Paths may hold any bytes (they are used as given, not as UTF-8); ls prints names as raw bytes,
+and --json adds "pathBase64"/"targetBase64" (the exact bytes) where a name is not UTF-8.`;
 
 function open(image: string | undefined, offset: string | undefined): SquashFS {
   if (image === undefined) throw new UsageError('missing IMAGE');
   const off = offset === undefined ? 0 : Number(offset);
   if (!Number.isSafeInteger(off) || off < 0) throw new UsageError(`--offset must be a byte count, got "${offset}"`);
   try {
-    return SquashFS.open(image, { offset: off });
+    return SquashFS.open(pathArg(image), { offset: off });
   } catch (err) {
     throw new CommandError(`${image}: ${(err as Error).message}`);
   }
@@ -43,10 +48,18 @@ function modeString(inode: Inode): string {
   );
 }
 
+/** Bytes that are not valid UTF-8 (their string form lost something). */
+function notUtf8(text: string, raw: Buffer): boolean {
+  return text.includes('\ufffd') && !Buffer.from(text).equals(raw);
+}
+
 function entryJson(e: WalkEntry) {
   const i = e.inode;
+  const target = i.kind === 'symlink' ? i.target.toString('utf8') : undefined;
   return {
     path: e.path,
+    // JSON strings are Unicode: a name that is not UTF-8 also comes as its exact bytes.
+    ...(notUtf8(e.path, e.pathBuffer) ? { pathBase64: e.pathBuffer.toString('base64') } : {}),
     type: i.kind,
     mode: i.mode & 0o7777,
     uid: i.uid,
@@ -55,10 +68,25 @@ function entryJson(e: WalkEntry) {
     mtime: i.mtime,
     nlink: i.nlink,
     inode: i.inodeNumber,
-    ...(i.kind === 'symlink' ? { target: i.target.toString('utf8') } : {}),
+    ...(i.kind === 'symlink' ? { target } : {}),
+    ...(i.kind === 'symlink' && notUtf8(target!, i.target) ? { targetBase64: i.target.toString('base64') } : {}),
     ...(i.kind === 'block' || i.kind === 'char' ? { major: (i.rdev >> 8) & 0xfff, minor: (i.rdev & 0xff) | ((i.rdev >>> 12) & 0xfff00) } : {}),
   };
 }
+
+/** The line for one entry, as a string when its names are UTF-8, else as raw bytes. */
+function entryLine(e: WalkEntry, long: boolean): string | Buffer {
+  const link = e.inode.kind === 'symlink' ? e.inode.target : undefined;
+  const raw = notUtf8(e.path, e.pathBuffer) || (long && link !== undefined && notUtf8(link.toString('utf8'), link));
+  const text = long ? longLine(e) : e.path;
+  if (!raw) return text + '\n';
+  if (!long) return Buffer.concat([e.pathBuffer, NL]);
+  const head = text.slice(0, text.length - e.path.length - (link !== undefined ? 4 + link.toString('utf8').length : 0));
+  return Buffer.concat([Buffer.from(head), e.pathBuffer, ...(link !== undefined ? [ARROW, link] : []), NL]);
+}
+
+const NL = Buffer.from('\n');
+const ARROW = Buffer.from(' -> ');
 
 function longLine(e: WalkEntry): string {
   const i = e.inode;
@@ -69,12 +97,12 @@ function longLine(e: WalkEntry): string {
   return `${modeString(i)} ${String(i.uid).padStart(5)}/${String(i.gid).padEnd(5)} ${size.padStart(12)} ${t} ${e.path}${link}`;
 }
 
-async function write(out: NodeJS.WritableStream, text: string): Promise<void> {
+async function write(out: NodeJS.WritableStream, text: string | Buffer): Promise<void> {
   if (!out.write(text)) await new Promise((r) => out.once('drain', r));
 }
 
 export async function sqfsCommand(argv: string[], debug = false): Promise<number> {
-  const [cmd, ...rest] = argv;
+  const [cmd, ...rest] = rawArgs(argv);
   switch (cmd) {
     case undefined:
     case '-h':
@@ -91,17 +119,25 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
       if (positionals.length > 2) throw new UsageError('ls takes IMAGE [PATH]');
       const fs = open(positionals[0], values.offset);
       try {
-        const start = positionals[1] ?? '/';
-        guard(() => resolvePath(fs, start, false), start);
+        const startArg = positionals[1] ?? '/';
+        const start = argBytes(startArg);
+        guard(() => resolvePath(fs, start, false), startArg);
         if (values.json) {
           const all = [];
-          for (const e of guard(() => [...walkTree(fs, start)], start)) all.push(entryJson(e));
+          for (const e of guard(() => [...walkTree(fs, start)], startArg)) all.push(entryJson(e));
           await write(process.stdout, JSON.stringify(all, null, 1) + '\n');
         } else {
           // Lines are gathered into 64 KiB writes: one write per entry cost more than the walk.
           let chunk = '';
           for (const e of walkTree(fs, start)) {
-            chunk += (values.long ? longLine(e) : e.path) + '\n';
+            const line = entryLine(e, values.long === true);
+            if (typeof line === 'string') chunk += line;
+            else {
+              // Raw bytes (a name that is not UTF-8): the text so far first, in order.
+              if (chunk !== '') await write(process.stdout, chunk);
+              chunk = '';
+              await write(process.stdout, line);
+            }
             if (chunk.length >= 65536) {
               await write(process.stdout, chunk);
               chunk = '';
@@ -119,9 +155,10 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
       if (positionals.length !== 2) throw new UsageError('cat takes IMAGE PATH');
       const fs = open(positionals[0], values.offset);
       try {
-        const path = positionals[1]!;
-        const inode = guard(() => resolvePath(fs, path, true), path);
-        if (inode.kind !== 'file') throw new CommandError(`${path}: not a regular file (${inode.kind})`);
+        const pathText = positionals[1]!;
+        const path = argBytes(pathText);
+        const inode = guard(() => resolvePath(fs, path, true), pathText);
+        if (inode.kind !== 'file') throw new CommandError(`${pathText}: not a regular file (${inode.kind})`);
         await pipeline(fs.paths.createReadStream(path), process.stdout, { end: false });
       } finally {
         fs.close();
@@ -133,11 +170,19 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
       if (positionals.length !== 2) throw new UsageError('extract takes IMAGE DIR');
       const fs = open(positionals[0], values.offset);
       try {
-        const r = await extract(fs, positionals[1]!, {
-          ...(values.subdir !== undefined ? { subdir: values.subdir } : {}),
+        const r = await extract(fs, pathArg(positionals[1]!), {
+          ...(values.subdir !== undefined ? { subdir: argBytes(values.subdir) } : {}),
           onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+          // As unsquashfs: report each entry as it is skipped, carry on, fail at the end.
+          onSkip: (s) => process.stderr.write(Buffer.concat([Buffer.from('warning: skipped '), describeSkip(s), NL])),
         });
         process.stderr.write(`extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links, ${r.specials} special files (${r.bytes} bytes)\n`);
+        if (r.skipped.length > 0) {
+          const list = r.skipped.map((s) => describeSkip(s));
+          const parts = list.flatMap((d, i) => (i === 0 ? [d] : [Buffer.from('; '), d]));
+          process.stderr.write(Buffer.concat([Buffer.from(`Error: ${r.skipped.length} ${r.skipped.length === 1 ? 'entry' : 'entries'} not extracted: `), ...parts, NL]));
+          return 2;
+        }
       } finally {
         fs.close();
       }
@@ -193,6 +238,12 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
     default:
       throw new UsageError(`unknown sqfs command "${cmd}"`);
   }
+}
+
+/** "/a/l (symlink): ENAMETOOLONG" with the image path's own bytes; a lost directory's contents went with it. */
+function describeSkip(s: ExtractSkip): Buffer {
+  const what = s.kind === 'dir' ? 'directory and its contents' : s.kind;
+  return Buffer.concat([s.path, Buffer.from(` (${what}): ${s.error.code ?? s.error.message}`)]);
 }
 
 /** Turn a path-resolution failure into a one-line message naming the path. */

@@ -102,10 +102,10 @@ export class SquashfsFs implements FileSystem {
     // Cookies: 1 after ".", 2 after "..", then 3 + index of each entry.
     const start = Number(offset);
     if (start < 1) yield { name: DOT, cookie: 1n, ino: BigInt(dir.inodeNumber), mode: dir.mode };
-    // d_ino 0 would make glibc's readdir skip the entry. The root's parent is outside the
-    // mount, so like the kernel's squashfs we show a root ".." with the root's own number.
-    const parentIno = dir.ref === this.rootRef ? dir.inodeNumber : dir.parentInode;
-    if (start < 2) yield { name: DOTDOT, cookie: 2n, ino: BigInt(parentIno), mode: 0o040000 };
+    // ".." carries the stored parent inode number, the root's included, as the kernel's
+    // squashfs shows it: mksquashfs stores inode count + 1 there, gensquashfs 0 (glibc's
+    // readdir then hides the root's "..", on the kernel's mount too).
+    if (start < 2) yield { name: DOTDOT, cookie: 2n, ino: BigInt(dir.parentInode), mode: 0o040000 };
     const entries = this.image.readdir(dir);
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
