@@ -1,10 +1,18 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse/mountinfo';
-import { verifyAll, VerityError } from '@atomfs/verity';
+import {
+  RootHashMismatchError,
+  verifyAll,
+  VerityArgumentError,
+  VerityMismatchError,
+  VeritySuperblockError,
+  VerityTruncatedError,
+  type VerifyAllResult,
+} from '@atomfs/verity';
 import { parse } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
-import { hashOffsetOf, layerSpecs, type LayerSpec } from '../layers/layer-spec.js';
+import { hashOffsetOf, LayerOpenError, layerSpecs, type LayerSpec } from '../layers/layer-spec.js';
 import { metadirFor, readRecord } from '../metadir.js';
 import { resolveRef } from './image-ref.js';
 
@@ -16,13 +24,59 @@ export const VERIFY_HELP = `Usage: atomfs verify [--json] [--metadir DIR] TARGET
 
 Check every block of every layer that has a root hash against its dm-verity tree: the layers of
 the image mounted at TARGET, or of an image in an OCI layout. Prints "<layer>: OK" or
-"<layer>: CORRUPTION FOUND" per layer; exit 1 if any layer is corrupt or none could be checked.`;
+"<layer>: CORRUPTION FOUND" per layer; exit 1 if any layer is corrupt or none could be checked.
+Bytes after the end of a layer's hash tree count as corruption (stacker writes none, and
+dm-verity would never read them). A failure that says nothing about the layer's bytes (too few
+open files, a hash thread that cannot start) is an error, not a corruption verdict.`;
 
 interface LayerVerdict {
   layer: string;
   status: 'OK' | 'CORRUPTION FOUND' | 'NO ROOT HASH';
   error?: string;
 }
+
+/** Failures that are facts about the layer file's bytes (everything else is about us or the host). */
+function isCorruption(err: unknown): boolean {
+  return (
+    err instanceof VerityMismatchError ||
+    err instanceof RootHashMismatchError ||
+    err instanceof VerityTruncatedError ||
+    err instanceof VeritySuperblockError ||
+    // Reads outside the file that a superblock's geometry asked for.
+    err instanceof VerityArgumentError ||
+    err instanceof LayerOpenError
+  );
+}
+
+/** A layer's blob holds bytes the hash tree does not cover. */
+class TrailingBytesError extends Error {
+  constructor(treeEnd: number, fileSize: number) {
+    super(`${fileSize - treeEnd} bytes after the end of the hash tree (it ends at offset ${treeEnd}, the file has ${fileSize} bytes)`);
+  }
+}
+
+function checkNothingAfterTree(path: string, result: VerifyAllResult): void {
+  const treeEnd = result.geometry.hashEndBlock * result.geometry.hashBlockSize;
+  const size = statSync(path).size;
+  if (size > treeEnd) throw new TrailingBytesError(treeEnd, size);
+}
+
+/** The soft RLIMIT_AS in bytes (ulimit -v), undefined when unlimited or unknown. */
+function addressSpaceLimit(): number | undefined {
+  try {
+    const m = /^Max address space\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every worker thread is a V8 isolate that reserves its own address space (code range, heap):
+ * under a `ulimit -v` too small for one more, starting the thread is a fatal V8 OOM of the whole
+ * process, which no catch sees. Below this limit the data level is hashed on this thread only.
+ */
+const ADDRESS_SPACE_FOR_HASH_WORKERS = 4 * 1024 ** 3;
 
 export async function verifyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' }, metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
@@ -64,6 +118,8 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
   const verdicts: LayerVerdict[] = [];
   const tty = process.stderr.isTTY === true && values.json !== true;
+  const asLimit = addressSpaceLimit();
+  const lowAddressSpace = asLimit !== undefined && asLimit < ADDRESS_SPACE_FOR_HASH_WORKERS;
   for (const l of layers) {
     if (l.rootHash === undefined) {
       verdicts.push({ layer: l.digest, status: 'NO ROOT HASH' });
@@ -71,15 +127,19 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     }
     // A path (not an open source) lets verifyAll hash on worker threads: ~2x on two cores.
     try {
-      await verifyAll(l.path, {
+      const result = await verifyAll(l.path, {
         hashOffset: hashOffsetOf(l.path),
         rootHash: l.rootHash,
         label: l.digest,
+        ...(lowAddressSpace ? { threads: 1 } : {}),
         ...(tty ? { onProgress: (d: number, t: number) => process.stderr.write(`\r${l.digest.slice(0, 19)} ${((100 * d) / Math.max(t, 1)).toFixed(0).padStart(3)}%`) } : {}),
       });
+      checkNothingAfterTree(l.path, result);
       verdicts.push({ layer: l.digest, status: 'OK' });
     } catch (err) {
-      if (!(err instanceof VerityError) && !(err instanceof Error)) throw err;
+      if (!isCorruption(err) && !(err instanceof TrailingBytesError)) {
+        throw new CommandError(`cannot verify layer ${l.digest}: ${err instanceof Error ? err.message : String(err)}`);
+      }
       verdicts.push({ layer: l.digest, status: 'CORRUPTION FOUND', error: (err as Error).message });
     } finally {
       if (tty) process.stderr.write('\r\x1b[K');
