@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { TruncatedImageError } from './errors.js';
+import { SquashfsError, TruncatedImageError } from './errors.js';
 
 /**
  * Random access to the bytes of an image: the one seam every reader layer goes through.
@@ -58,7 +58,7 @@ export class FileSource implements ByteSource {
     const fileSize = fstatSync(this.fd).size;
     if (offset < 0 || offset > fileSize) {
       if (this.ownsFd) closeSync(this.fd);
-      throw new TruncatedImageError(offset, 0, fileSize);
+      throw new SquashfsError(`offset ${offset} is past the end of the file (${fileSize} bytes)`);
     }
     this.size = size ?? fileSize - offset;
   }

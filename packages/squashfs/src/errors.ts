@@ -17,6 +17,22 @@ export class CorruptImageError extends SquashfsError {
   ) {
     super(offset === undefined ? `corrupt image: ${what}` : `corrupt image at offset ${offset}: ${what}`);
   }
+
+  /**
+   * For an image that starts `base` bytes into its file: restate the message with file offsets
+   * (what a hex dump of the file shows), keeping the image offset too. Returns this.
+   */
+  inFileAt(base: number): this {
+    if (base !== 0 && this.offset !== undefined) {
+      this.message = `corrupt image at offset ${base + this.offset} of the file (${this.offset} into the image at ${base}): ${this.detailInFile(base)}`;
+    }
+    return this;
+  }
+
+  /** `what`, restated for file offsets where it names positions itself. */
+  protected detailInFile(_base: number): string {
+    return this.what;
+  }
 }
 
 /** The image ends before a structure it references. */
@@ -27,6 +43,10 @@ export class TruncatedImageError extends CorruptImageError {
     readonly imageSize: number,
   ) {
     super(`read of ${length} bytes at ${position} runs past the end of the image (${imageSize} bytes)`, position);
+  }
+
+  protected override detailInFile(base: number): string {
+    return `read of ${this.length} bytes at ${base + this.position} runs past the end of the image (${this.imageSize} bytes from ${base}, to ${base + this.imageSize})`;
   }
 }
 

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
+import { CorruptImageError, extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 
@@ -23,14 +23,25 @@ IMAGE may be a squashfs file, or a larger file with --offset N bytes before the 
 Paths may hold any bytes (they are used as given, not as UTF-8); ls prints names as raw bytes,
 and --json adds "pathBase64"/"targetBase64" (the exact bytes) where a name is not UTF-8.`;
 
+/**
+ * Where the image opened last starts in its file (--offset): errors name file offsets, which a
+ * hex dump of the file shows, rather than offsets into the image.
+ */
+let imageBase = 0;
+
+function inFile(err: unknown): unknown {
+  return err instanceof CorruptImageError ? err.inFileAt(imageBase) : err;
+}
+
 function open(image: string | undefined, offset: string | undefined): SquashFS {
   if (image === undefined) throw new UsageError('missing IMAGE');
   const off = offset === undefined ? 0 : Number(offset);
   if (!Number.isSafeInteger(off) || off < 0) throw new UsageError(`--offset must be a byte count, got "${offset}"`);
+  imageBase = off;
   try {
     return SquashFS.open(pathArg(image), { offset: off });
   } catch (err) {
-    throw new CommandError(`${image}: ${(err as Error).message}`);
+    throw new CommandError(`${image}: ${(inFile(err) as Error).message}`);
   }
 }
 
@@ -102,6 +113,14 @@ async function write(out: NodeJS.WritableStream, text: string | Buffer): Promise
 }
 
 export async function sqfsCommand(argv: string[], debug = false): Promise<number> {
+  try {
+    return await sqfsSubcommand(argv, debug);
+  } catch (err) {
+    throw inFile(err);
+  }
+}
+
+async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
   const [cmd, ...rest] = rawArgs(argv);
   switch (cmd) {
     case undefined:
@@ -251,6 +270,6 @@ function guard<T>(fn: () => T, path: string): T {
   try {
     return fn();
   } catch (err) {
-    throw new CommandError(`${path}: ${(err as Error).message}`);
+    throw new CommandError(`${path}: ${(inFile(err) as Error).message}`);
   }
 }
