@@ -209,14 +209,11 @@ for (const nofile of [20, 64]) {
     else oneErrorLine(ls);
     t.diagnostic(`ls: exit ${ls.status} ${ls.stderr.toString('utf8').trim()}`);
 
-    // Never a corruption verdict on an intact image: too few descriptors for a hash thread is an error.
+    // An intact image is verified (a hash thread that cannot start leaves the work to the main
+    // thread): never a corruption verdict because descriptors ran out.
     const verify = await atomfs(['verify', ref], { nofile });
-    if (verify.status === 0) {
-      for (const l of written.layers) assert.match(verify.stdout.toString('utf8'), new RegExp(`^${l.digest}: OK$`, 'm'));
-    } else {
-      assert.doesNotMatch(verify.stdout.toString('utf8'), /CORRUPTION/, show(verify));
-      assert.match(oneErrorLine(verify), /^Error: cannot verify layer sha256:[0-9a-f]{64}: /);
-    }
+    assert.equal(verify.status, 0, show(verify));
+    for (const l of written.layers) assert.match(verify.stdout.toString('utf8'), new RegExp(`^${l.digest}: OK$`, 'm'));
     t.diagnostic(`verify: exit ${verify.status} ${verify.stderr.toString('utf8').trim()}`);
 
     const m = await mountCycle(work, ref, `ulimit -n ${nofile}`);

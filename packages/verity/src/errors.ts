@@ -84,5 +84,12 @@ export class RootHashMismatchError extends VerityError {
   }
 }
 
+/**
+ * A hash worker thread failed, crashed or could not start (too few file descriptors, no address
+ * space for another isolate): says nothing about the data, and the same work can be done on the
+ * calling thread.
+ */
+export class HashWorkerError extends VerityError {}
+
 /** A caller-supplied argument is unusable (bad root-hash hex, read outside the data area, …). */
 export class VerityArgumentError extends VerityError {}

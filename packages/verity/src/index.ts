@@ -1,5 +1,6 @@
 export { BufferByteSource, FileByteSource, checkReadRange, type ByteSource, type FileByteSourceOptions } from './byte-source.js';
 export {
+  HashWorkerError,
   RootHashMismatchError,
   VerityArgumentError,
   VerityError,

@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
-import { VerityError, VerityTruncatedError } from './errors.js';
+import { HashWorkerError, VerityError, VerityTruncatedError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
 import type { HashJob, HashWorkerReady, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
 import { hashPool, isReadyMessage } from './hash-pool.js';
@@ -170,17 +170,17 @@ export async function* level0Parallel(
           failAll(new VerityTruncatedError(label, reply.truncatedAt - direct.offset, g.dataBlockSize, reply.truncatedAt - direct.offset));
         } else {
           broken.add(w);
-          failAll(new VerityError(label, `hash worker failed: ${reply.message}`));
+          failAll(new HashWorkerError(label, `hash worker failed: ${reply.message}`));
         }
         dispatch(w);
       };
       const onError = (err: Error): void => {
         broken.add(w);
-        failAll(new VerityError(label, `hash worker crashed: ${err.message}`));
+        failAll(new HashWorkerError(label, `hash worker crashed: ${err.message}`));
       };
       const onExit = (code: number): void => {
         broken.add(w);
-        failAll(new VerityError(label, `hash worker exited with code ${code}`));
+        failAll(new HashWorkerError(label, `hash worker exited with code ${code}`));
       };
       w.on('message', onMessage);
       w.on('error', onError);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse/mountinfo';
 import {
+  HashWorkerError,
   RootHashMismatchError,
   verifyAll,
   VerityArgumentError,
@@ -125,15 +126,25 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       verdicts.push({ layer: l.digest, status: 'NO ROOT HASH' });
       continue;
     }
+    const rootHash = l.rootHash;
     // A path (not an open source) lets verifyAll hash on worker threads: ~2x on two cores.
-    try {
-      const result = await verifyAll(l.path, {
+    const run = (threads?: number): Promise<VerifyAllResult> =>
+      verifyAll(l.path, {
         hashOffset: hashOffsetOf(l.path),
-        rootHash: l.rootHash,
+        rootHash,
         label: l.digest,
-        ...(lowAddressSpace ? { threads: 1 } : {}),
+        ...(threads !== undefined ? { threads } : {}),
         ...(tty ? { onProgress: (d: number, t: number) => process.stderr.write(`\r${l.digest.slice(0, 19)} ${((100 * d) / Math.max(t, 1)).toFixed(0).padStart(3)}%`) } : {}),
       });
+    try {
+      let result: VerifyAllResult;
+      try {
+        result = await run(lowAddressSpace ? 1 : undefined);
+      } catch (err) {
+        // A hash thread that cannot start (ulimit -n) tells nothing about the layer: hash here.
+        if (!(err instanceof HashWorkerError)) throw err;
+        result = await run(1);
+      }
       checkNothingAfterTree(l.path, result);
       verdicts.push({ layer: l.digest, status: 'OK' });
     } catch (err) {
