@@ -1,0 +1,56 @@
+#!/bin/bash
+# PID 1 of the test guest (see test/vm/run.sh): the host's / read-only under a tmpfs overlay.
+# Sets up what a Debian host with device-mapper has (proc, sys, devtmpfs, udev, the dm-verity,
+# loop, squashfs, overlay and fuse modules), runs the kernel-path scenarios as root and reports
+# "ATOMFS-VM-STATUS <exit code>" on the console and in /out/status before powering off.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+cd "$(dirname "$0")/../.." || exit 1
+
+finish() {
+  echo "ATOMFS-VM-STATUS $1"
+  [ -d /out ] && echo "$1" > /out/status
+  sync
+  echo o > /proc/sysrq-trigger
+  sleep 30
+}
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+for d in /tmp /run /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+chmod 0755 /run
+mkdir -p /out
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /out || echo "vm-guest: no /out share"
+hostname atomfs-vm
+ip link set lo up 2>/dev/null
+# Settings from run.sh (VM_TEST_ARGS, VM_TEST_FILES).
+[ -f /out/env ] && . /out/env
+
+for m in loop dm_mod dm_verity squashfs overlay fuse; do
+  modprobe "$m" || { echo "vm-guest: modprobe $m failed"; finish 2; }
+done
+# udev makes /dev/mapper/<name> and tells libdevmapper when it is ready, as on a real host.
+if [ -x /lib/systemd/systemd-udevd ]; then
+  /lib/systemd/systemd-udevd --daemon --resolve-names=never 2>/dev/null
+  udevadm trigger --action=add --subsystem-match=block --subsystem-match=misc 2>/dev/null
+  udevadm settle --timeout=20 2>/dev/null
+fi
+echo "vm-guest: kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB; $(veritysetup --version)"
+
+export ATOMFS_VM_GUEST=1
+read -r -a files <<< "${VM_TEST_FILES:-test/dist/vm/kernel-dm-verity.test.js packages/atomfs/dist/test/dm-verity.test.js}"
+start=$(date +%s)
+node --test --test-reporter=spec --test-concurrency=1 ${VM_TEST_ARGS:-} "${files[@]}"
+rc=$?
+echo "vm-guest: tests took $(( $(date +%s) - start )) s"
+# Nothing may be left behind by the scenarios.
+left=$(dmsetup ls 2>/dev/null | grep -v 'No devices found')
+loops=$(losetup -a)
+if [ -n "$left" ] || [ -n "$loops" ]; then
+  echo "vm-guest: left behind: dm [$left] loop [$loops]"
+  [ $rc -eq 0 ] && rc=3
+fi
+finish $rc
