@@ -195,7 +195,9 @@ async function mountCycle(work: string, ref: string, set: string): Promise<{ mou
   };
 }
 
-for (const nofile of [20, 64]) {
+// 19: the fewest node starts its CLI with (18 and less fail in node's own loader, before atomfs
+// code runs); the zstd decoder may then not load. 20 and 64: everything but the mount works.
+for (const nofile of [19, 20, 64]) {
   test(`ulimit -n ${nofile}: ls, verify and an unprivileged mount work or fail with one Error: line`, async (t) => {
     const stack = useCleanup(t);
     const work = makeTempDir('badin', stack);
@@ -212,8 +214,12 @@ for (const nofile of [20, 64]) {
     // An intact image is verified (a hash thread that cannot start leaves the work to the main
     // thread): never a corruption verdict because descriptors ran out.
     const verify = await atomfs(['verify', ref], { nofile });
-    assert.equal(verify.status, 0, show(verify));
-    for (const l of written.layers) assert.match(verify.stdout.toString('utf8'), new RegExp(`^${l.digest}: OK$`, 'm'));
+    assert.doesNotMatch(verify.stdout.toString('utf8'), /CORRUPTION/, show(verify));
+    if (nofile === 19 && verify.status !== 0) oneErrorLine(verify);
+    else {
+      assert.equal(verify.status, 0, show(verify));
+      for (const l of written.layers) assert.match(verify.stdout.toString('utf8'), new RegExp(`^${l.digest}: OK$`, 'm'));
+    }
     t.diagnostic(`verify: exit ${verify.status} ${verify.stderr.toString('utf8').trim()}`);
 
     const m = await mountCycle(work, ref, `ulimit -n ${nofile}`);

@@ -8,6 +8,11 @@ import { loadFzstd, loadLz4, loadLzma, loadZstd } from './native.js';
 import { XzDecompressor } from './xz.js';
 import { ZstdDecompressor } from './zstd.js';
 
+/** Node's module errors append a multi-line "Require stack": messages stay one line. */
+function firstLine(err: Error): string {
+  return err.message.split('\n')[0] ?? '';
+}
+
 export { COMPRESSOR_IDS, MAX_BLOCK_OUTPUT, type CompressorName, type Decompressor } from './decompressor.js';
 export { GzipDecompressor } from './gzip.js';
 export { Lz4Decompressor } from './lz4.js';
@@ -36,7 +41,7 @@ export function createDecompressor(compressionId: number, options?: Buffer): Dec
     case 'lzma':
     case 'xz': {
       const lib = loadLzma();
-      if (!lib.ok) throw new UnsupportedImageError(`${name} images need @napi-rs/lzma, which does not load: ${lib.error.message}`);
+      if (!lib.ok) throw new UnsupportedImageError(`${name} images need @napi-rs/lzma, which does not load: ${firstLine(lib.error)}`);
       return name === 'xz' ? new XzDecompressor(lib.module) : new LzmaDecompressor(lib.module);
     }
     case 'lz4': {
@@ -47,7 +52,7 @@ export function createDecompressor(compressionId: number, options?: Buffer): Dec
       const native = loadZstd();
       if (native.ok) return new ZstdDecompressor(native.module);
       const fallback = loadFzstd();
-      if (!fallback.ok) throw new UnsupportedImageError(`zstd images need zstd-napi or fzstd; neither loads: ${native.error.message}; ${fallback.error.message}`);
+      if (!fallback.ok) throw new UnsupportedImageError(`zstd images need zstd-napi or fzstd; neither loads: ${firstLine(native.error)}; ${firstLine(fallback.error)}`);
       return new ZstdDecompressor(undefined, fallback.module);
     }
     default:
