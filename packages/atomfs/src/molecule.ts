@@ -312,14 +312,24 @@ function checkServing(mountpoint: string, pid: number | undefined): void {
   if (pid !== undefined && !isRunning(pid)) throw new CommandError(`the server (pid ${pid}) of ${mountpoint} exited right after starting`);
 }
 
+/**
+ * A path as an overlayfs option value: overlayfs takes a backslash as an escape (metadir names
+ * hold "\x2d") and ":" as the lowerdir separator; a comma would end the option.
+ */
+function overlayPath(p: string): string {
+  if (p.includes(',')) throw new CommandError(`overlayfs cannot take a path with a comma: ${p}`);
+  return p.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+}
+
 function mountOverlay(o: MountOptions, lowers: string[], upper: UpperDirs | undefined): void {
   const flags = flagOptions(o).map((f) => `,${f}`).join('');
   let opts: string;
   if (upper !== undefined) {
     // Like Go atomfs: the target itself is the top lower dir, so what it held shows through.
-    opts = `lowerdir=${[o.target, ...lowers].join(':')},upperdir=${upper.upper},workdir=${upper.work},${OVERLAY_OPTIONS}${flags}`;
+    const lower = [o.target, ...lowers].map(overlayPath).join(':');
+    opts = `lowerdir=${lower},upperdir=${overlayPath(upper.upper)},workdir=${overlayPath(upper.work)},${OVERLAY_OPTIONS}${flags}`;
   } else {
-    opts = `lowerdir=${lowers.join(':')},${OVERLAY_OPTIONS}${flags}`;
+    opts = `lowerdir=${lowers.map(overlayPath).join(':')},${OVERLAY_OPTIONS}${flags}`;
   }
   if (opts.length > 4096) throw new CommandError('too many lower dirs; must have fewer than 4096 chars');
   mustRun(['mount', '-t', 'overlay', 'overlay', '-o', opts, o.target], `mounting the overlay at ${o.target}`);

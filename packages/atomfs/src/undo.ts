@@ -136,14 +136,26 @@ export async function waitForExit(pid: number, ms: number): Promise<void> {
   }
 }
 
-/** overlayfs's lowerdir list from a mountinfo line ("\:" escapes a colon inside a path). */
+/**
+ * overlayfs's lowerdir list from a mountinfo line: octal escapes as in all of mountinfo, then
+ * overlayfs's own (a backslash quotes the next character, ":" separates the dirs).
+ */
 function lowerDirs(m: MountInfo): string[] {
   const opt = m.superOptions.split(',').find((o) => o.startsWith('lowerdir='));
   if (opt === undefined) return [];
-  return opt
-    .slice('lowerdir='.length)
-    .split(/(?<!\\):/)
-    .map((p) => p.replace(/\\:/g, ':').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  const value = opt.slice('lowerdir='.length).replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const dirs: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === '\\' && i + 1 < value.length) cur += value[++i];
+    else if (c === ':') {
+      dirs.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  dirs.push(cur);
+  return dirs;
 }
 
 /**
