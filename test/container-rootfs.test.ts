@@ -426,46 +426,88 @@ describe('container runtimes with our mount as the rootfs (as host root)', () =>
   // ls -d: no "total" line (directory st_blocks are compared by the `ls -l /` test above).
   const script = 'id; cat /etc/hostname /home/user/private; ls -lnd /home/user /srv/modes/d-*; /usr/local/bin/suid-id; echo > /dev/null && echo devnull-ok';
 
+  /** Run `argv(root)` on the kernel stack (must succeed) and on ours: same status and stdout. */
+  async function sameContainerRun(argv: (root: string) => string[], log?: (name: 'k' | 'o') => string): Promise<string> {
+    const k = await run(argv(kernel.mountpoint), { allowFail: true, timeoutMs: 120_000 });
+    assert.equal(k.status, 0, `the control failed: ${out(k)}${log ? `\n--- log\n${readLog(log('k'))}` : ''}`);
+    const o = await run(argv(ours), { allowFail: true, timeoutMs: 120_000 });
+    assert.equal(o.status, 0, `${out(o)}${log ? `\n--- log\n${readLog(log('o'))}` : ''}`);
+    assert.equal(o.stdout.toString('utf8'), k.stdout.toString('utf8'), 'ours (actual) vs kernel stack (expected)');
+    return k.stdout.toString('utf8');
+  }
+  function readLog(f: string): string {
+    return existsSync(f) ? readFileSync(f, 'utf8') : '(no log)';
+  }
+
   /**
    * systemd-nspawn (systemd-container). This machine's PID 1 is not systemd and there is no
-   * system bus: nspawn cannot register the machine (--register=no) nor make its own scope unit
-   * ("Failed to open system bus"), so --keep-unit runs it in the caller's cgroup.
+   * system bus: nspawn can neither register the machine (--register=no) nor make its own scope
+   * unit ("Failed to open system bus"), so --keep-unit runs it in the caller's cgroup.
    */
+  const nspawn = (root: string, extra: readonly string[]): string[] => ['systemd-nspawn', '-D', root, '--register=no', '--keep-unit', '-q', '--read-only', '--pipe', '-M', 'atomfs-test-crfs', ...extra, '/bin/sh', '-c', script];
   for (const user of ['root', 'user']) {
     test(`systemd-nspawn -D MP -u ${user}: same output as with the kernel stack`, async () => {
-      const argv = (root: string): string[] => ['systemd-nspawn', '-D', root, '--register=no', '--keep-unit', '-q', '--read-only', '--pipe', '-M', 'atomfs-test-crfs', '-u', user, '/bin/sh', '-c', script];
-      const k = await run(argv(kernel.mountpoint), { allowFail: true, timeoutMs: 120_000 });
-      assert.equal(k.status, 0, `the control failed: ${out(k)}`);
-      const o = await run(argv(ours), { allowFail: true, timeoutMs: 120_000 });
-      assert.equal(o.status, 0, out(o));
-      assert.equal(o.stdout.toString('utf8'), k.stdout.toString('utf8'));
-      assert.match(k.stdout.toString('utf8'), /devnull-ok/);
+      const text = await sameContainerRun((root) => nspawn(root, ['-u', user]));
+      assert.match(text, /devnull-ok/);
+      assert.match(text, user === 'root' ? /^uid=0\(root\)/ : /^uid=1000\(user\) gid=1000\(user\) euid=0\(root\)/m);
     });
   }
 
-  for (const [who, extra] of [
-    ['root', []],
-    ['uid 1000', ['-u', '1000', '-g', '1000']],
-  ] as const) {
-    test(`lxc-execute (rootfs dir:MP) as ${who}: same output as with the kernel stack`, async (t) => {
-      const stack = useCleanup(t);
-      const dir = mkdirIn(work, `lxc-exec-${who.replace(/\W/g, '')}`);
-      const run1 = async (root: string, name: string): Promise<RunResult> => {
-        const conf = join(dir, `${name}.conf`);
-        // lxc.net none: the host's network (no bridge here); apparmor: not on this kernel.
-        writeFileSync(conf, [`lxc.rootfs.path = dir:${root}`, 'lxc.uts.name = atomfs-test', 'lxc.net.0.type = none', 'lxc.mount.auto = proc:mixed sys:ro', 'lxc.apparmor.profile = unconfined', ''].join('\n'));
-        const lxcpath = mkdirIn(dir, `${name}-path`);
-        stack.add(`lxc-stop ${name}`, () => {
-          runSync(['lxc-stop', '-k', '-n', name, '-P', lxcpath], { allowFail: true });
-        });
-        return run(['lxc-execute', '-n', name, '-f', conf, '-P', lxcpath, '-o', join(dir, `${name}.log`), '-l', 'ERROR', ...extra, '--', '/bin/sh', '-c', script], { allowFail: true, timeoutMs: 120_000 });
-      };
-      const k = await run1(kernel.mountpoint, 'atomfs-test-k');
-      assert.equal(k.status, 0, `the control failed: ${out(k)}`);
-      const o = await run1(ours, 'atomfs-test-o');
-      assert.equal(o.status, 0, `${out(o)}\n--- lxc log\n${readFileSync(join(dir, 'atomfs-test-o.log'), 'utf8')}`);
-      assert.equal(o.stdout.toString('utf8'), k.stdout.toString('utf8'));
-      assert.match(k.stdout.toString('utf8'), /devnull-ok/);
-    });
+  test('systemd-nspawn --private-users=1000000:65536 --private-users-ownership=off: same output as with the kernel stack', async () => {
+    // Image owners are not mapped into this user namespace: they show as nobody, and the
+    // container's root is "other" to them (cannot read /home/user/private) — as on the kernel.
+    const text = await sameContainerRun((root) => nspawn(root, ['--private-users=1000000:65536', '--private-users-ownership=off']));
+    assert.match(text, /^uid=0\(root\)/);
+    assert.doesNotMatch(text, /secret/);
+  });
+
+  test('systemd-nspawn --private-users-ownership=map (ID-mapped rootfs)', {
+    skip:
+      'cannot work here, not even on the kernel stack: nspawn says "ID mapped mounts are apparently not available" ' +
+      'for the kernel overlayfs (overlayfs does not support ID-mapped mounts of itself) and for our FUSE mount ' +
+      '(FUSE allows them only when the server opts in with FUSE_ALLOW_IDMAP in its INIT reply, Linux >= 6.12; ours does not)',
+  }, () => {});
+
+  /**
+   * lxc-execute (lxc): `lxc.net.0.type = none` keeps the host's network (no bridge here),
+   * `lxc.apparmor.profile = unconfined` because this kernel has no AppArmor. The unprivileged
+   * variant (lxc.idmap) needs its own network namespace (`empty`): sysfs cannot be mounted in a
+   * user namespace that does not own the network namespace.
+   */
+  async function lxcCompare(t: { after(fn: () => void): void }, label: string, config: readonly string[], extra: readonly string[]): Promise<string> {
+    const stack = useCleanup(t);
+    const dir = mkdirIn(work, `lxc-exec-${label}`);
+    const nameOf = (root: string): string => (root === kernel.mountpoint ? 'atomfs-test-k' : 'atomfs-test-o');
+    const lxcArgv = (root: string): string[] => {
+      const name = nameOf(root);
+      const conf = join(dir, `${name}.conf`);
+      writeFileSync(conf, [`lxc.rootfs.path = dir:${root}`, 'lxc.uts.name = atomfs-test', 'lxc.mount.auto = proc:mixed sys:ro', 'lxc.apparmor.profile = unconfined', ...config, ''].join('\n'));
+      const lxcpath = join(dir, `${name}-path`);
+      mkdirSync(lxcpath, { recursive: true, mode: 0o755 });
+      stack.add(`lxc-stop ${name}`, () => {
+        runSync(['lxc-stop', '-k', '-n', name, '-P', lxcpath], { allowFail: true });
+      });
+      return ['lxc-execute', '-n', name, '-f', conf, '-P', lxcpath, '-o', join(dir, `${name}.log`), '-l', 'ERROR', ...extra, '--', '/bin/sh', '-c', script];
+    };
+    return sameContainerRun(lxcArgv, (which) => join(dir, `atomfs-test-${which}.log`));
   }
+
+  test('lxc-execute (rootfs dir:MP) as root: same output as with the kernel stack', async (t) => {
+    const text = await lxcCompare(t, 'root', ['lxc.net.0.type = none'], []);
+    assert.match(text, /^uid=0\(root\)[^]*devnull-ok/);
+  });
+
+  test('lxc-execute (rootfs dir:MP) as uid 1000: same output as with the kernel stack', async (t) => {
+    const text = await lxcCompare(t, 'u1000', ['lxc.net.0.type = none'], ['-u', '1000', '-g', '1000']);
+    assert.match(text, /^uid=1000\(user\)[^]*secret[^]*euid=0\(root\)[^]*devnull-ok/);
+  });
+
+  test('unprivileged lxc-execute (lxc.idmap u/g 0 1000000 65536): same output as with the kernel stack', async (t) => {
+    const stack = useCleanup(t);
+    ensureLine('/etc/subuid', SUBID_LINE, stack);
+    ensureLine('/etc/subgid', SUBID_LINE, stack);
+    const text = await lxcCompare(t, 'idmap', ['lxc.net.0.type = empty', `lxc.idmap = u 0 ${SUBID_BASE} 65536`, `lxc.idmap = g 0 ${SUBID_BASE} 65536`], []);
+    assert.match(text, /^uid=0\(root\)[^]*devnull-ok/);
+    assert.doesNotMatch(text, /secret/, 'host uid 1000 is not mapped: its 0600 file stays closed');
+  });
 });
