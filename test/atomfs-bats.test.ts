@@ -61,7 +61,9 @@ before(async () => {
   chmodDevFuse();
   work = makeSharedTempDir('bats', processCleanup);
   cleanAtomfsAtEnd(processCleanup, work);
-  runDir = userDir('run');
+  // Root's runtime dir is root's: atomfs refuses mount state another user could change.
+  runDir = join(work, 'run');
+  mkdirSync(runDir, { mode: 0o755 });
   guestRunDir = userDir('run-guest');
   const src = join(work, 'src');
   mkdirSync(src);

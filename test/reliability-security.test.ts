@@ -1,8 +1,9 @@
 /**
  * Issue 7, security: what a hostile image must not achieve through an atomfs FUSE mount.
- * - every FUSE mount (host root and unprivileged) is nosuid,nodev: a setuid/setgid program in the
- *   image runs with the caller's ids, a device node cannot be opened (controls: the kernel's own
- *   loop mount of the same layer honours both, so the image really carries them);
+ * - setuid bits and device nodes: as host root an image mount honours them, as the kernel path
+ *   (Go atomfs) does, unless --nosuid --nodev; in a user namespace, and for `sqfs mount`, a
+ *   setuid/setgid program runs with the caller's ids and a device node cannot be opened
+ *   (controls: the kernel's own loop mount of the same layer honours both);
  * - symlinks are served as symlinks and resolved by the client only: the server opens nothing
  *   but its layer blobs (its fd table is checked), a link to /etc/shadow is just that link;
  * - a manifest whose digest does not match, or a root hash that does not match its layer, is
@@ -88,7 +89,7 @@ async function idAs(user: string, prog: string, flag: string): Promise<string> {
   return r.stdout.toString().trim();
 }
 
-test('FUSE mounts are nosuid,nodev: setuid/setgid programs run with the callerâ€™s ids, device nodes do not open (the kernel loop mount, the control, honours both)', async (t) => {
+test('setuid and device nodes: as host root an image mount honours them as the kernel path does (any uid may use it), --nosuid --nodev and every user-namespace or sqfs mount refuse them', async (t) => {
   const stack = useCleanup(t);
   const user = ensureTestUser(USER, stack);
   chmodDevFuse(); // the user-namespace part needs it, as on most distributions
@@ -102,14 +103,28 @@ test('FUSE mounts are nosuid,nodev: setuid/setgid programs run with the callerâ€
   mkdirSync(mp2);
   const runDir = join(dir, 'run');
 
-  // atomfs mount (FUSE + verity) as host root.
+  // atomfs mount (FUSE + verity) as host root: like the kernel path (Go atomfs), suid and dev,
+  // and allow_other, so USER runs the image's setuid-root program as root.
   guardOciMount(stack, runDir, mp);
   const m = await atomfs(['mount', '--backend', 'fuse', '--metadir', runDir, `${join(dir, 'oci')}:img`, mp]);
   assert.equal(m.status, 0, describe(m));
   const o = mountOptions(readFileSync('/proc/self/mountinfo', 'utf8'), mp);
   assert.equal(o.fstype, 'fuse.atomfs');
-  assert.ok(o.vfs.includes('nosuid') && o.vfs.includes('nodev') && o.vfs.includes('ro'), `ro,nosuid,nodev: ${o.vfs.join(',')}`);
+  assert.ok(!o.vfs.includes('nosuid') && !o.vfs.includes('nodev') && o.vfs.includes('ro'), `ro, suid, dev: ${o.vfs.join(',')}`);
   assert.equal(lstatSync(join(mp, 'bin/suid-id')).mode & 0o7777, 0o4755, 'the setuid bit is shown as stored');
+  assert.equal(await idAs(USER, join(mp, 'bin/suid-id'), '-u'), '0', 'setuid root honoured, as on the kernel path');
+  assert.equal(await idAs(USER, join(mp, 'bin/sgid-id'), '-g'), '0', 'setgid root honoured');
+  const zero = await runBounded(['head', '-c', '1', join(mp, 'dev/zero')]);
+  assert.equal(zero.status, 0, `the image's device node opens: ${describe(zero)}`);
+  const um = await atomfs(['umount', '--metadir', runDir, mp]);
+  assert.equal(um.status, 0, describe(um));
+
+  // --nosuid --nodev: for inspecting an image one does not trust.
+  const n = await atomfs(['mount', '--backend', 'fuse', '--nosuid', '--nodev', '--metadir', runDir, `${join(dir, 'oci')}:img`, mp]);
+  assert.equal(n.status, 0, describe(n));
+  const on = mountOptions(readFileSync('/proc/self/mountinfo', 'utf8'), mp);
+  assert.ok(on.vfs.includes('nosuid') && on.vfs.includes('nodev'), `--nosuid --nodev: ${on.vfs.join(',')}`);
+  assert.equal(await idAs(USER, join(mp, 'bin/suid-id'), '-u'), String(user.uid), '--nosuid: setuid root ignored');
   for (const dev of ['dev/zero', 'dev/loop0']) {
     const r = await runBounded(['head', '-c', '1', join(mp, dev)]);
     assert.notEqual(r.status, 0, `${dev} must not open: ${describe(r)}`);

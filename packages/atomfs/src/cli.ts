@@ -20,6 +20,8 @@ async function helpFor(cmd: string | undefined): Promise<string> {
       return (await image()).UMOUNT_HELP;
     case 'verify':
       return (await verify()).VERIFY_HELP;
+    case 'list':
+      return (await image()).LIST_HELP;
     default:
       return HELP;
   }
@@ -33,6 +35,7 @@ Commands:
   mount    mount an OCI image: atomfs mount [--writeable] [--persist DIR] [--allow-missing-verity]
            [--metadir DIR] [--backend auto|kernel|fuse] OCIDIR:TAG TARGET
   umount   unmount it: atomfs umount [--metadir DIR] TARGET
+  list     the image mounts of this mount namespace: atomfs list [--json] [--metadir DIR]
   verify   check every block of every layer against dm-verity: atomfs verify TARGET|OCIDIR:TAG
   ls       list the merged image without mounting: atomfs ls OCIDIR:TAG [PATH]
   cat      print a file of the merged image: atomfs cat OCIDIR:TAG PATH
@@ -77,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await image()).umountCommand(rest, debug);
       case 'verify':
         return await (await verify()).verifyCommand(rest);
+      case 'list':
+        return (await image()).listCommand(rest);
       case 'ls':
       case 'cat':
         return await (await image()).imageReadCommand(cmd, rest);

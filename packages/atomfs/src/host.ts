@@ -67,7 +67,7 @@ export function namespaceHasNoOtherProcess(): boolean {
   try {
     if (readlinkSync(`/proc/${process.ppid}/ns/mnt`) === mine) return false;
   } catch {
-    return false;
+    // A parent outside our user namespace (unshare's caller) cannot be looked at: not in ours.
   }
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;

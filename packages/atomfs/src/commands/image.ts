@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { parse } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { openOverlayFs } from '../fusefs/overlay-fs.js';
 import { layerSpecs } from '../layers/layer-spec.js';
 import { namespaceDir } from '../metadir.js';
-import { mountImage, resolveTarget, umountImage } from '../molecule.js';
+import { listMounts, mount, umount, type AtomfsMount } from '../api.js';
+import { resolveTarget } from '../molecule.js';
 import { namespaceHasNoOtherProcess } from '../host.js';
 import { resolveRef } from './image-ref.js';
 
@@ -84,28 +85,26 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
   if (values.upper === '') throw new CommandError('--upper requires an argument');
   if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
   if (values.upper !== undefined && values.persist !== undefined) throw new UsageError('--upper and --persist exclude each other');
-  const { ociDir, tag, image } = await resolveRef(positionals[0]!);
   if (process.geteuid?.() !== 0) {
+    await resolveRef(positionals[0]!); // Go atomfs reports a bad image reference first
     process.stdout.write(NOT_ROOT);
     return 1;
   }
   const target = resolveTarget(positionals[1]!);
-  if (!existsSync(target) || !statSync(target).isDirectory()) throw new CommandError(`target ${target} does not exist or is not a directory`);
   const debug = values.debug === true || globalDebug;
   const interrupt = abortOnSignals();
+  let mounted: AtomfsMount;
   try {
-    await mountImage({
-      ociDir,
-      tag,
+    mounted = await mount({
+      image: positionals[0]!,
       target,
-      layers: image.layers,
-      writeable: values.writeable === true || values.writable === true || values.persist !== undefined || values.upper !== undefined,
-      persist: values.persist,
-      upper: values.upper,
+      writeable: values.writeable === true || values.writable === true,
+      ...(values.persist !== undefined ? { persist: values.persist } : {}),
+      ...(values.upper !== undefined ? { upper: values.upper } : {}),
       allowMissingVerity: values['allow-missing-verity'] === true,
       nosuid: values.nosuid === true,
       nodev: values.nodev === true,
-      metadirFlag: values.metadir,
+      ...(values.metadir !== undefined ? { metadir: values.metadir } : {}),
       backend,
       signal: interrupt.signal,
       debug: (m) => {
@@ -117,7 +116,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
   }
   if (namespaceHasNoOtherProcess()) {
     process.stderr.write(
-      `atomfs: warning: no other process shares this mount namespace: ${target} is mounted only inside it, where no shell can reach it once atomfs exits; mount, use and umount from one shell in the namespace (unshare -Umr sh -c '...')\n`,
+      `atomfs: warning: no other process shares this mount namespace: ${target} is mounted only inside it, where no shell can reach it once atomfs exits${mounted.serverPid !== undefined ? ` (its server, pid ${mounted.serverPid}, keeps it until killed)` : ''}; mount, use and umount from one shell in the namespace (unshare -Umr sh -c '...')\n`,
     );
   }
   return 0;
@@ -131,11 +130,34 @@ export async function umountCommand(argv: string[], globalDebug: boolean): Promi
   }
   if (positionals.length < 1) throw new UsageError('Usage: atomfs umount mountpoint');
   if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
-  await umountImage(positionals[0]!, values.metadir, (m) => {
-    if (globalDebug) process.stderr.write(`atomfs: ${m}\n`);
+  await umount(positionals[0]!, {
+    ...(values.metadir !== undefined ? { metadir: values.metadir } : {}),
+    debug: (m) => {
+      if (globalDebug) process.stderr.write(`atomfs: ${m}\n`);
+    },
   });
   // Go contract: meta/<mntns>/ stays (empty) after umount.
   mkdirSync(namespaceDir(values.metadir), { recursive: true });
+  return 0;
+}
+
+export const LIST_HELP = `Usage: atomfs list [--json] [--metadir DIR]
+
+List the image mounts recorded in this mount namespace: target, image, backend, and whether it
+is live (mounted and served) or stale (what a crash or a plain umount left; 'atomfs umount
+TARGET' cleans it). --json prints one JSON object per line.`;
+
+export function listCommand(argv: string[]): number {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write(LIST_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError('list takes no arguments');
+  if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
+  for (const m of listMounts(values.metadir !== undefined ? { metadir: values.metadir } : {})) {
+    process.stdout.write(values.json ? JSON.stringify(m) + '\n' : `${m.target}\t${m.image}\t${m.backend}${m.writeable ? ',writeable' : ''}\t${m.live ? 'live' : 'stale'}\n`);
+  }
   return 0;
 }
 
