@@ -121,6 +121,16 @@ export class Overlay {
     return toAttr(id, leaf.attr, false);
   }
 
+  /**
+   * Whether a directory merges directories of more than one layer. (overlayfs looks up each entry
+   * of such a directory as it lists it, for its inode number: an entry its layer refuses to look
+   * up is left out of the listing.)
+   */
+  isMerged(id: bigint): boolean {
+    const stack = this.dirs.get(id);
+    return stack !== undefined && stack.length > 2;
+  }
+
   /** Entries of a merged directory, sorted by name bytes, without "." and "..". Do not mutate. */
   readdir(dirId: bigint): readonly OverlayDirEntry[] {
     const stack = this.dirStack(dirId, 'readdir');

@@ -111,7 +111,7 @@ export class OverlayFs implements FileSystem {
 
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
     const id = this.toOverlay(node);
-    const { entries, self } = this.call(() => ({ entries: this.overlay.readdir(id), self: this.overlay.getattr(id) }));
+    const { entries, self, merged } = this.call(() => ({ entries: this.overlay.readdir(id), self: this.overlay.getattr(id), merged: this.overlay.isMerged(id) }));
     const start = Number(offset);
     if (start < 1) yield { name: Buffer.from('.'), cookie: 1n, ino: self.ino, mode: self.mode };
     // d_ino must not be 0 (glibc skips such entries); the parent's number is not tracked here.
@@ -119,6 +119,8 @@ export class OverlayFs implements FileSystem {
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
       const a = e.attr;
+      // overlayfs (xino=on) drops an entry of a merged directory whose lookup fails.
+      if (merged && symlinkRefused(a.mode, a.size)) continue;
       // Two literal shapes, not a spread of a conditional object: one allocation per entry (a
       // cold walk of 20,000 entries spends more in the garbage collector than in any function).
       // A symlink the kernel refuses is listed without attributes: its LOOKUP is refused.
