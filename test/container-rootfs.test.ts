@@ -406,6 +406,7 @@ describe('--upper DIR as host root', () => {
     assert.deepEqual(readdirSync(dest), [], 'unmounted');
     const ourUpper = await listing(join(dir, 'upper'));
     assert.ok(ourUpper.includes('f 644 0:0 ./ab'), ourUpper.join('\n'));
+    assert.ok(ourUpper.includes('c 0 0:0 ./etc/issue 0'), `a whiteout for the removed file:\n${ourUpper.join('\n')}`);
 
     // The control: the kernel's writable overlay with the kernel stack as its lower layer.
     const kdir = mkdirIn(dir, 'kernel');

@@ -13,6 +13,11 @@
  *
  * Also: the same layers mounted by the kernel (loop + squashfs per layer, overlayfs over them) —
  * the reference every comparison of the tests is made against.
+ *
+ * From bench/ (another tsc project): add `{ "path": "../test" }` to bench/tsconfig.json's
+ * references, take the types with `import type { DebianImage } from '../test/lib/debian-image.js'`
+ * and load the code at run time from the compiled tree, whose place differs from the source's:
+ * `await import(new URL('../../test/dist/lib/debian-image.js', import.meta.url).href)`.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
