@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { CommandError, InterruptedError } from './errors.js';
 
 /**
@@ -7,6 +8,12 @@ import { CommandError, InterruptedError } from './errors.js';
  * is ready (a line "ready" on fd 3) or dies. The server's stdout/stderr go to `logFile`.
  * Returns once the mount is usable, so a caller can use the mountpoint right away.
  */
+/**
+ * The package's own entry point (bin/atomfs), not process.argv[1]: a program using the library
+ * API is not atomfs, and the server needs the entry's guards (no inspector by signal).
+ */
+const SERVER_ENTRY = fileURLToPath(new URL('../../bin/atomfs', import.meta.url));
+
 export interface DetachedOptions {
   timeoutMs?: number;
   /** Called with the server's pid as soon as it exists (before it is ready), to record it. */
@@ -24,7 +31,7 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
   // certificate bundle at start (45 ms of a cold mount here, where it names the system bundle).
   // NODE_OPTIONS could carry --inspect (or --require): a server that others could drive.
   const { NODE_EXTRA_CA_CERTS: _certs, NODE_OPTIONS: _options, ...env } = process.env;
-  const child = spawn(process.execPath, [process.argv[1]!, ...argv, '--ready-fd', '3'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY, ...argv, '--ready-fd', '3'], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     // glibc's mmap threshold sits at 128 KiB, exactly a squashfs block: every block buffer of a
