@@ -260,3 +260,17 @@ test('ulimit -v 3 GiB (the documented minimum for mount): an unprivileged mount 
   assert.equal(m.sum, bigSha);
   assert.deepEqual(leftoversUnder(work), []);
 });
+
+test('ulimit -v below what atomfs needs (1 GiB; 2 GiB to mount): one Error: line naming the limit, before V8 can abort at random', async (t) => {
+  const stack = useCleanup(t);
+  const work = makeTempDir('badin', stack);
+  const oci = join(work, 'oci');
+  await writeImage(oci, 't', [small]);
+  const ls = await atomfs(['ls', `${oci}:t`, '/'], { asKiB: 900_000 });
+  assert.match(oneErrorLine(ls), /address-space limit \(ulimit -v\) is 900000 KiB, too low for atomfs: it needs 1048576 KiB/);
+  const mp = join(work, 'mp');
+  mkdirSync(mp);
+  const mount = await atomfs(['mount', '--metadir', join(work, 'run'), `${oci}:t`, mp], { asKiB: 1_500_000 });
+  assert.match(oneErrorLine(mount), /too low for atomfs mount: it needs 2097152 KiB/);
+  assert.deepEqual(leftoversUnder(work), []);
+});

@@ -36,7 +36,8 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
     stdio: ['ignore', log, log, 'pipe'],
     // glibc's mmap threshold sits at 128 KiB, exactly a squashfs block: every block buffer of a
     // native decoder became an mmap/munmap pair (lz4-napi varied 350-2300 MB/s; steady with these).
-    env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', ...env },
+    // Fewer malloc arenas: each reserves 64 MiB of address space, which a `ulimit -v` counts.
+    env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', MALLOC_ARENA_MAX: '2', ...env },
   });
   closeSync(log);
   // A spawn that fails (EMFILE under a low `ulimit -n`, ENOMEM, EAGAIN) reports through an
@@ -77,7 +78,12 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
   if (outcome === 'timeout' || outcome === 'aborted') child.kill('SIGTERM');
   if (outcome === 'aborted') throw new InterruptedError('interrupted while the server was starting');
   const lastLines = readFileSync(logFile, 'utf8').trim().split('\n');
-  const errLine = [...lastLines].reverse().find((l) => l.startsWith('Error: ')) ?? lastLines[lastLines.length - 1] ?? '';
+  // V8's fatal banner (out of memory under `ulimit -v`) starts with a lone "#".
+  const errLine =
+    [...lastLines].reverse().find((l) => l.startsWith('Error: ')) ??
+    lastLines.find((l) => /^# Fatal|FATAL ERROR:/.test(l))?.replace(/^#\s*/, '').concat(' (the server ran out of memory: is `ulimit -v` too low?)') ??
+    lastLines[lastLines.length - 1] ??
+    '';
   throw new CommandError(
     outcome === 'timeout' ? `server did not become ready in ${timeoutMs / 1000} s (log: ${logFile})` : errLine.replace(/^Error: /, '') || `server exited (log: ${logFile})`,
   );

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
@@ -9,6 +9,8 @@ import { CommandError, InterruptedError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable, mountNamespaceId } from './host.js';
 import { openOverlayFs } from './fusefs/overlay-fs.js';
 import { FileLock } from './lock.js';
+import { resolveTarget } from './target.js';
+export { resolveTarget };
 import { ensureStateDir, escapeTarget, findRecord, metadirFor, namespaceDir, readRecord, runtimeDir, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
 import { isOurServer, isRunning, mountSources, run, stepsFromMountTable, undoMounts, undoRecord, waitForExit } from './undo.js';
 
@@ -55,27 +57,6 @@ export function chooseBackend(o: Pick<MountOptions, 'backend' | 'layers' | 'debu
   if (hostRoot && (!hashes || dm.ok)) return 'kernel';
   if (hostRoot) o.debug(`layers carry root hashes but kernel dm-verity is unusable here (${dm.why}): using the FUSE server, which checks every block in userspace`);
   return 'fuse';
-}
-
-/**
- * The one canonical path of a target: symlinks resolved, so a mount made through a link and an
- * umount through another name find the same record. A dead FUSE mount cannot be stat'ed
- * (ENOTCONN): then its parent is resolved and the name kept.
- */
-export function resolveTarget(target: string): string {
-  const abs = resolve(target);
-  try {
-    return realpathSync(abs);
-  } catch {
-    try {
-      const parent = realpathSync(dirname(abs));
-      const name = basename(abs);
-      const st = lstatSync(join(parent, name));
-      return st.isSymbolicLink() ? resolve(parent, readlinkSync(join(parent, name))) : join(parent, name);
-    } catch {
-      return abs;
-    }
-  }
 }
 
 /** The per-target lock: one mount or umount of a target at a time. */

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse/mountinfo';
 import {
   HashWorkerError,
@@ -14,7 +13,8 @@ import {
 import { parse } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { hashOffsetOf, LayerOpenError, layerSpecs, type LayerSpec } from '../layers/layer-spec.js';
-import { metadirFor, readRecord } from '../metadir.js';
+import { findRecord, metadirFor } from '../metadir.js';
+import { resolveTarget } from '../target.js';
 import { resolveRef } from './image-ref.js';
 
 // `atomfs verify` in a module of its own: it needs the OCI reader and the verifier, not the
@@ -89,11 +89,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const arg = positionals[0]!;
   let layers: LayerSpec[];
   let where: string;
-  const asPath = resolve(arg);
+  const asPath = resolveTarget(arg);
   const mount = findMount(asPath);
   if (existsSync(asPath) || mount !== undefined) {
-    const metadir = metadirFor(asPath, values.metadir);
-    const record = readRecord(metadir);
+    const found = findRecord(asPath, values.metadir);
+    const metadir = found?.metadir ?? metadirFor(asPath, values.metadir);
+    const record = found?.record;
     if (mount === undefined) throw new CommandError(`${asPath} is not a mountpoint`);
     if (record === undefined) throw new CommandError(`${asPath} is not an atomfs mount (no metadata in ${metadir})`);
     layers = record.atomfs.layers;
