@@ -11,8 +11,8 @@
  *   `--nosuid --nodev` they are refused as on a kernel mount with those options;
  * - a subordinate-id user namespace as LXC makes it (lxc-usernsexec), a non-root user via
  *   `su -l` + `unshare -Umr` with no --metadir, `--upper DIR`, and container runtimes.
- * As host root this machine has no device-mapper, so `atomfs mount` of these layers (they carry
- * root hashes) takes the FUSE path; the tests check that it did.
+ * As host root `atomfs mount` runs with `--backend fuse` (what `auto` picks on this machine, which
+ * has no device-mapper, for layers with root hashes); the tests check that it did.
  */
 import assert from 'node:assert/strict';
 import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -44,6 +44,12 @@ const CHROOT_ENV: NodeJS.ProcessEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/u
 /** The subordinate ids lxc-usernsexec maps (as an LXC container config would). */
 const SUBID_LINE = 'root:1000000:65536';
 const SUBID_BASE = 1000000;
+/**
+ * Host-root mounts name the FUSE backend: it is what `auto` picks on this machine (root hashes,
+ * no device-mapper), and on a host with device-mapper `auto` would take the kernel's dm-verity
+ * path — the kernel stack these tests use as the reference.
+ */
+const FUSE_BACKEND = ['--backend', 'fuse'];
 
 let img: DebianImage;
 let work = '';
@@ -88,7 +94,7 @@ async function mountOurs(args: readonly string[], mp: string, stack: CleanupStac
   stack.add(`atomfs umount ${mp}`, () => {
     if (readMountinfo().some((m) => m.mountpoint === mp)) runSync([process.execPath, ATOMFS_BIN, 'umount', mp], { env: atomfsEnv(), allowFail: true });
   });
-  const r = await run([process.execPath, ATOMFS_BIN, 'mount', ...args, img.ref, mp], { env: atomfsEnv(), allowFail: true });
+  const r = await run([process.execPath, ATOMFS_BIN, 'mount', ...FUSE_BACKEND, ...args, img.ref, mp], { env: atomfsEnv(), allowFail: true });
   assert.equal(r.status, 0, `atomfs mount ${args.join(' ')} failed: ${out(r)}`);
 }
 
@@ -137,7 +143,7 @@ test('the Debian image: cached build, 3 layers with root hashes, mounted by the 
   t.diagnostic(`setup of this file (image, kernel stack, atomfs mount): ${setupSeconds.toFixed(1)} s`);
   assert.equal(img.layers.length, 3);
   assert.equal(img.rootHashes.filter((h) => /^[0-9a-f]{64}$/.test(h)).length, 3);
-  assert.equal(mountOf(ours).fstype, 'fuse.atomfs', 'host root without device-mapper: the verified FUSE path');
+  assert.equal(mountOf(ours).fstype, 'fuse.atomfs', 'the verified FUSE path');
   // The layer changes are there on the kernel's own view (so the comparisons below mean something).
   const k = kernel.mountpoint;
   assert.equal(existsSync(join(k, 'etc/motd')), false, 'file whiteout (layer 2)');
@@ -395,7 +401,7 @@ describe('--upper DIR as host root', () => {
     const dir = mkdirIn(work, 'upper-root');
     mkdirIn(dir, 'upper');
     const dest = mkdirIn(dir, 'dest');
-    const r = await run([process.execPath, ATOMFS_BIN, 'mount', '--upper=./upper', img.ref, 'dest'], { cwd: dir, env: atomfsEnv(), allowFail: true });
+    const r = await run([process.execPath, ATOMFS_BIN, 'mount', ...FUSE_BACKEND, '--upper=./upper', img.ref, 'dest'], { cwd: dir, env: atomfsEnv(), allowFail: true });
     stack.add(`atomfs umount ${dest}`, () => {
       if (readMountinfo().some((m) => m.mountpoint === dest)) runSync([process.execPath, ATOMFS_BIN, 'umount', dest], { env: atomfsEnv(), allowFail: true });
     });

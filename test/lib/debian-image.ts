@@ -22,7 +22,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeLayout } from '@atomfs/oci';
-import { trackBackingFile, trackMount, unmountSync, type CleanupStack } from './cleanup.js';
+import { readMountinfo, trackBackingFile, trackMount, unmountSync, type CleanupStack } from './cleanup.js';
 import { run, runSync, sleepSync } from './exec.js';
 
 /** Bump when the recipe (debootstrap call, layer scripts, packing) changes. */
@@ -161,11 +161,8 @@ function readCached(dir: string): DebianImage | undefined {
 
 /** rm -rf of a build dir, unmounting anything a failed round left mounted inside it first. */
 function removeBuildDir(dir: string): void {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  const mps = text
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))))
+  const mps = readMountinfo()
+    .map((m) => m.mountpoint)
     .filter((p) => p.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
   for (const mp of mps) unmountSync(mp);
