@@ -4,7 +4,7 @@
  * for a mount made in a mount namespace that no other process shares.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
@@ -109,4 +109,24 @@ test('a mount made in a mount namespace nobody else shares warns on stderr, nami
   assert.equal(shell.status, 0, describe(shell));
   assert.equal(shell.stdout.toString(), CONTENT);
   assert.doesNotMatch(shell.stderr.toString(), /warning/);
+});
+
+test('the README’s library example runs as written (saved at the top of the checkout) and leaves nothing mounted', async (t) => {
+  const stack = useCleanup(t);
+  const repo = fileURLToPath(new URL('../../', import.meta.url));
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  const block = /### Library[\s\S]*?```js\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'the README has a js example under "### Library"');
+  const file = join(repo, `example-${process.pid}.mjs`);
+  writeFileSync(file, block[1]!);
+  stack.add(`rm ${file}`, () => rmSync(file, { force: true }));
+  stack.add('rm /tmp/changes /tmp/rootfs', () => {
+    if (!isMounted('/tmp/rootfs')) rmSync('/tmp/rootfs', { recursive: true, force: true });
+    rmSync('/tmp/changes', { recursive: true, force: true });
+  });
+  guardOciMount(stack, '/run/atomfs', '/tmp/rootfs');
+  const r = await run([process.execPath, file], { allowFail: true, cwd: repo, timeoutMs: 60_000 });
+  assert.equal(r.status, 0, describe(r));
+  assert.match(r.stdout.toString(), /^(fuse|kernel) \[.*'etc'.*\] \[ '\/tmp\/rootfs true' \]/);
+  assert.equal(isMounted('/tmp/rootfs'), false);
 });
