@@ -328,9 +328,13 @@ describe('a non-root user with no --metadir', () => {
     }
   });
 
-  /** Remove the per-user runtime dir atomfs makes (its place: /tmp/atomfs-run-<uid>) if this test made it. */
+  function userRuntimeDir(): string {
+    return `/tmp/atomfs-run-${user.uid}`;
+  }
+
+  /** Remove the per-user runtime dir atomfs makes (README: /tmp/atomfs-run-<uid>) if this test made it. */
   function cleanUserRuntime(stack: CleanupStack): void {
-    const d = `/tmp/atomfs-run-${user.uid}`;
+    const d = userRuntimeDir();
     if (existsSync(d)) return;
     stack.add(`remove ${d}`, () => {
       if (existsSync(d) && lstatSync(d).uid === user.uid) rmSync(d, { recursive: true, force: true });
@@ -361,6 +365,29 @@ ls ${mp} | wc -l | sed 's/^/after /'
     const rootList = readdirSync(kernel.mountpoint).sort().join('\n');
     const text = r.stdout.toString('utf8');
     assert.equal(text, `mount 0\n${rootList}\nls 0\nverify 0\numount 0\nafter 0\n`, out(r));
+    assert.deepEqual(leftoversUnder(dir), []);
+    // README: the fallback runtime dir is /tmp/atomfs-run-<uid>, private to the user.
+    const rd = lstatSync(userRuntimeDir());
+    assert.deepEqual([rd.isDirectory(), rd.uid, rd.mode & 0o777], [true, user.uid, 0o700]);
+  });
+
+  test('a /tmp/atomfs-run-<uid> made by someone else is refused, nothing is mounted', async (t) => {
+    const stack = useCleanup(t);
+    const planted = userRuntimeDir();
+    assert.equal(existsSync(planted), false, `${planted} exists already`);
+    // Owned by root, writable only by root: only the owner check can refuse it.
+    mkdirSync(planted, { mode: 0o755 });
+    stack.add(`remove ${planted}`, () => rmSync(planted, { recursive: true, force: true }));
+    const dir = mkdirIn(work, 'planted');
+    const mp = mkdirIn(dir, 'mp');
+    chownSync(mp, user.uid, user.gid);
+    const script = userScript(dir, 'run.sh', `${process.execPath} ${ATOMFS_BIN} mount ${img.ref} ${mp}; echo "mount $?"; ls ${mp} | wc -l\n`);
+    const r = await run(['su', '-l', USER, '-c', `unshare -Umr sh ${script}`], { allowFail: true, timeoutMs: 180_000 });
+    assert.equal(r.stdout.toString('utf8'), 'mount 1\n0\n', out(r));
+    const errors = r.stderr.toString('utf8').split('\n').filter((l) => l.startsWith('Error: '));
+    assert.equal(errors.length, 1, out(r));
+    assert.ok(errors[0]!.includes(planted), `the error names ${planted}: ${errors[0]}`);
+    assert.deepEqual(readdirSync(planted), [], 'nothing was written into it');
     assert.deepEqual(leftoversUnder(dir), []);
   });
 
