@@ -279,8 +279,9 @@ function ensureLine(file: string, line: string, stack: CleanupStack): void {
 
 test('a subordinate-id user namespace as LXC makes it (lxc-usernsexec): mount, uid 1000 reads, /etc/shadow denied, umount', async (t) => {
   const stack = useCleanup(t);
-  // lxc-usernsexec asks newuidmap/newgidmap for the map, which check /etc/subuid and /etc/subgid
-  // also for root; its default (-s, the caller's own allocation) maps ids that cannot mount here.
+  // lxc-usernsexec has newuidmap/newgidmap write the map, and they check /etc/subuid and
+  // /etc/subgid also for root. The map is explicit, as an LXC config's lxc.idmap: with -s (which
+  // also maps the caller's own ids into the namespace) every mount inside fails with EPERM here.
   ensureLine('/etc/subuid', SUBID_LINE, stack);
   ensureLine('/etc/subgid', SUBID_LINE, stack);
   const dir = mkdirIn(work, 'lxc');
