@@ -342,6 +342,24 @@ describe('a non-root user with no --metadir', () => {
     });
   }
 
+  /** The user's processes still running (an atomfs server outliving its namespace would be one), after up to 3 s. */
+  function userProcesses(): string[] {
+    const end = Date.now() + 3000;
+    for (;;) {
+      const found: string[] = [];
+      for (const p of readdirSync('/proc')) {
+        if (!/^\d+$/.test(p)) continue;
+        try {
+          if (statSync(`/proc/${p}`).uid === user.uid) found.push(`${p}: ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`);
+        } catch {
+          // exited meanwhile
+        }
+      }
+      if (found.length === 0 || Date.now() >= end) return found;
+      runSync(['sleep', '0.1']);
+    }
+  }
+
   function userScript(dir: string, name: string, body: string): string {
     const f = join(dir, name);
     writeFileSync(f, `set -u\n${body}`, { mode: 0o644 });
@@ -367,6 +385,7 @@ ls ${mp} | wc -l | sed 's/^/after /'
     const text = r.stdout.toString('utf8');
     assert.equal(text, `mount 0\n${rootList}\nls 0\nverify 0\numount 0\nafter 0\n`, out(r));
     assert.deepEqual(leftoversUnder(dir), []);
+    assert.deepEqual(userProcesses(), [], 'no server left');
     // README: the fallback runtime dir is /tmp/atomfs-run-<uid>, private to the user.
     const rd = lstatSync(userRuntimeDir());
     assert.deepEqual([rd.isDirectory(), rd.uid, rd.mode & 0o777], [true, user.uid, 0o700]);
@@ -410,6 +429,7 @@ ls upper
     assert.equal(r.stdout.toString('utf8'), 'mount 0\ntouch 0\natomfs-debian-l3\numount 0\nab\n', out(r));
     assert.equal(statSync(join(dir, 'upper/ab')).uid, user.uid);
     assert.deepEqual(leftoversUnder(dir), []);
+    assert.deepEqual(userProcesses(), [], 'no server left');
   });
 });
 
