@@ -265,7 +265,8 @@ describe('as host root: device nodes and setuid programs', () => {
 
 /** Add `line` to `file` unless present; the stack removes exactly what was added. */
 function ensureLine(file: string, line: string, stack: CleanupStack): void {
-  const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const existed = existsSync(file);
+  const before = existed ? readFileSync(file, 'utf8') : '';
   if (before.split('\n').includes(line)) return;
   const sep = before === '' || before.endsWith('\n') ? '' : '\n';
   appendFileSync(file, `${sep}${line}\n`);
@@ -273,7 +274,9 @@ function ensureLine(file: string, line: string, stack: CleanupStack): void {
     const now = readFileSync(file, 'utf8').split('\n');
     const i = now.lastIndexOf(line);
     if (i >= 0) now.splice(i, 1);
-    writeFileSync(file, now.join('\n'));
+    const text = now.join('\n');
+    if (!existed && text === '') rmSync(file);
+    else writeFileSync(file, text);
   });
 }
 
