@@ -301,10 +301,7 @@ describe('our mounts answer like the kernel squashfs and overlayfs', () => {
     } finally {
       await atomfsOk(['umount', mp], { runDir });
     }
-    // st_blocks: our overlay reports size / 512, overlayfs the layer's own count (sparse blocks excluded).
-    const noBlocks = (p: Probe): Probe =>
-      Object.fromEntries(Object.entries(p).map(([k, v]) => [k, k.endsWith(' lstat') && Array.isArray(v) ? [v[0], v[1], v[3], v[4], v[5], v[6]] : v]));
-    assert.deepEqual(differences(noBlocks(kernel), noBlocks(ours)), []);
+    assert.deepEqual(differences(kernel, ours), []);
     assert.equal(kernel['/e/l4097 lstat'], 'E22');
     assert.equal((kernel['/e/l4096 readlink'] as string).length / 2, 4095);
     // In a directory merged from two layers overlayfs leaves out what it cannot look up.
@@ -322,6 +319,7 @@ describe('atomfs sqfs extract carries on like unsquashfs', () => {
     const b = join(work, `x-unsq-${tag}`);
     const r = await atomfs(['sqfs', 'extract', ours, a], env);
     const u = await run(['unsquashfs', '-no-progress', '-d', b, reference], { allowFail: true });
+    assert.ok(r.status === 0 || r.status === 2, `atomfs sqfs extract: ${r.stderr.toString()}`);
     return { r, u, a: await snapshotDir(a), b: await snapshotDir(b) };
   }
 

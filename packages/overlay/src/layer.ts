@@ -22,6 +22,8 @@ export interface NodeAttr {
   mtime: number;
   /** Device number for block/char devices, Linux new_encode_dev encoding; 0 otherwise. */
   rdev: number;
+  /** st_blocks (512-byte units) when the layer knows it (sparse files count less than their size). */
+  blocks?: number;
 }
 
 /** One directory entry as a layer lists it (without "." and ".."). */

@@ -29,6 +29,8 @@ export interface OverlayAttr {
   /** Seconds since the epoch. */
   readonly mtime: number;
   readonly rdev: number;
+  /** st_blocks as the layer reports it, when it does (overlayfs shows the real inode's). */
+  readonly blocks?: number;
 }
 
 export interface OverlayDirEntry {
@@ -335,7 +337,7 @@ function isStoredXattrName(name: Buffer): boolean {
 }
 
 function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
-  return Object.freeze({
+  const attr: { -readonly [K in keyof OverlayAttr]: OverlayAttr[K] } = {
     ino: id,
     mode: a.mode,
     // The kernel does not count subdirectories across layers: a merged directory says 1,
@@ -346,7 +348,10 @@ function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
     size: a.size,
     mtime: a.mtime,
     rdev: a.rdev,
-  });
+  };
+  // Only when known: a layer without st_blocks leaves no undefined field behind.
+  if (a.blocks !== undefined) attr.blocks = a.blocks;
+  return Object.freeze(attr);
 }
 
 function idText(id: bigint): string {

@@ -46,7 +46,7 @@ export class OverlayFs implements FileSystem {
     return {
       ino: a.ino,
       size: a.size,
-      blocks: Math.ceil(a.size / 512),
+      blocks: a.blocks ?? Math.ceil(a.size / 512),
       atime: a.mtime,
       mtime: a.mtime,
       ctime: a.mtime,
