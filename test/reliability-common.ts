@@ -335,7 +335,8 @@ export async function walkInWorker(root: string, opts: WalkOptions, timeoutMs: n
 }
 
 /** errno codes a corrupt image may legitimately produce through the mount. */
-export const BENIGN_ERRNOS = new Set(['EIO', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ELOOP', 'ENAMETOOLONG', 'ENODATA', 'ERANGE', 'E2BIG', 'EOVERFLOW', 'EFBIG', 'EUCLEAN']);
+// EOPNOTSUPP: listxattr on an image without an xattr table, as the kernel's squashfs answers.
+export const BENIGN_ERRNOS = new Set(['EIO', 'ENOENT', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ELOOP', 'ENAMETOOLONG', 'ENODATA', 'ERANGE', 'E2BIG', 'EOVERFLOW', 'EFBIG', 'EUCLEAN', 'EOPNOTSUPP']);
 
 /** strerror texts of BENIGN_ERRNOS, as getfattr and find print them. */
 const BENIGN_MESSAGES = [
@@ -352,6 +353,7 @@ const BENIGN_MESSAGES = [
   'Value too large for defined data type',
   'File too large',
   'Structure needs cleaning',
+  'Operation not supported',
 ];
 
 /** Lines of a tool's stderr whose error is NOT one of the benign ones. */
