@@ -381,3 +381,12 @@ test('--metadir= (empty) is a usage error, not the default', async () => {
   assert.equal(r.status, 1, describe(r));
   assert.match(r.stderr.toString(), /--metadir needs a directory/);
 });
+
+test('a target whose name is not UTF-8 is refused by its exact bytes, not mounted at a lossily decoded path', async (t) => {
+  const { runDir, dir } = setup(t, 'raw-name');
+  const raw = Buffer.concat([Buffer.from(`${dir}/x`), Buffer.from([0xff, 0xfe])]);
+  mkdirSync(raw);
+  const r = await run(['sh', '-c', `exec "$0" "$1" mount --metadir "$2" "$3" "$(printf '${dir}/x\\377\\376')"`, process.execPath, ATOMFS, runDir, image], { allowFail: true });
+  assert.match(assertOneLineError(r, 'non-UTF-8 target'), /x\\xff\\xfe": atomfs needs paths that are valid UTF-8/);
+  assert.deepEqual(mountsUnder(dir), []);
+});

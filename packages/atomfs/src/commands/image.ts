@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { parse } from '../args.js';
+import { parse, rawArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { openOverlayFs } from '../fusefs/overlay-fs.js';
 import { layerSpecs } from '../layers/layer-spec.js';
@@ -60,8 +60,25 @@ function abortOnSignals(): { signal: AbortSignal; done: () => void } {
   return { signal: ac.signal, done: () => sigs.forEach((s) => process.off(s, stop)) };
 }
 
+/**
+ * Paths of mount state (targets, metadirs, upper dirs) must be UTF-8: they are stored in JSON
+ * records and passed through mount options. A name Node would have decoded lossily (bytes that
+ * are not UTF-8) is refused by name instead of silently meaning another path.
+ */
+function requireUtf8(args: string[]): string[] {
+  const raw = rawArgs(args);
+  for (const a of raw) {
+    if (/[\udc80-\udcff]/.test(a)) throw new CommandError(`"${escapeForMessage(a)}": atomfs needs paths that are valid UTF-8 for mounts`);
+  }
+  return raw;
+}
+
+function escapeForMessage(a: string): string {
+  return a.replace(/[\udc80-\udcff]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`);
+}
+
 export async function mountCommand(argv: string[], globalDebug: boolean): Promise<number> {
-  const { values, positionals } = parse(argv, {
+  const { values, positionals } = parse(requireUtf8(argv), {
     writeable: { type: 'boolean' },
     writable: { type: 'boolean' },
     persist: { type: 'string' },
@@ -123,7 +140,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
 }
 
 export async function umountCommand(argv: string[], globalDebug: boolean): Promise<number> {
-  const { values, positionals } = parse(argv, { metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  const { values, positionals } = parse(requireUtf8(argv), { metadir: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
     process.stdout.write(UMOUNT_HELP + '\n');
     return 0;
