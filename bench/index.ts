@@ -3,11 +3,14 @@
  * and listing vs unsquashfs; FUSE workloads (dd, find|stat, fio randread, 16 parallel hashers) of
  * our verity-on mount and our plain sqfs mount vs squashfuse_ll and the kernel; verification vs
  * `veritysetup verify`; cold mount-to-first-ls of a 3-layer image; server peak RSS over a 1 GiB
- * walk. Prints one table of medians and ratios plus the issue targets (met / NOT met), and writes
+ * walk; (issue 17) sequential reads of every data shape (incompressible, text-like, highly
+ * compressible, many small files) with verity on and off, and real workloads on a Debian minbase
+ * image (cold mount + ls, dpkg --verify, tar, ls -lR, program starts) against squashfuse_ll +
+ * overlayfs and the kernel stack. Prints one table of medians and ratios plus the issue targets (met / NOT met), and writes
  * bench/results/latest.json (render it into the README with `node bench/dist/readme-table.js`).
  *
  * Environment: RUNS (default 5; verification and RSS use min(RUNS, 3)),
- * ONLY=extract,fuse,verity,latency,rss (any comma-separated subset), ATOMFS_BENCH_DIR.
+ * ONLY=extract,fuse,verity,latency,rss,shapes,workloads (any comma-separated subset), ATOMFS_BENCH_DIR.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -16,9 +19,11 @@ import { benchFuse, printFuseSummary, SQUASHFUSE_TOOL, VERITY_TOOL, type FuseBen
 import { printRatioTable, type RatioRow, type Row } from './lib.js';
 import { benchMountLatency, type LatencyResult } from './mount-latency.js';
 import { benchRss, RSS_WORKLOAD, type RssResult } from './rss.js';
+import { benchShapes, SHAPES_SQUASHFUSE_TOOL, SHAPES_VERITY_TOOL, SHAPES_WORKLOAD_PREFIX, type ShapesResult } from './shapes.js';
+import { benchWorkloads, WL_MOUNT_WORKLOAD, WL_PREFIX, WL_SQUASHFUSE_TOOL, WL_VERITY_TOOL, type WorkloadsResult } from './workloads.js';
 import { benchVerityDetailed, type VerityBenchResult } from './verity.js';
 
-const SECTIONS = ['extract', 'fuse', 'verity', 'latency', 'rss'] as const;
+const SECTIONS = ['extract', 'fuse', 'verity', 'latency', 'rss', 'shapes', 'workloads'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const runs = Number(process.env.RUNS ?? 5);
@@ -75,6 +80,26 @@ const GOALS: Goal[] = [
   ].map(({ w, x }) => ratioGoal(`≥${x}× ${SQUASHFUSE_TOOL}`, (name) => name.startsWith(w) && !name.endsWith(': server CPU'), VERITY_TOOL, SQUASHFUSE_TOOL, x)),
   ratioGoal('no slower than unsquashfs', (w) => w.startsWith('extract'), 'atomfs sqfs extract', 'unsquashfs', 1),
   ratioGoal('≥0.9× veritysetup', (w) => w.startsWith('verify '), 'atomfs verify OCIDIR:TAG', 'veritysetup', 0.9),
+  ratioGoal(`≥1.3× ${SHAPES_SQUASHFUSE_TOOL}`, (w) => w.startsWith(SHAPES_WORKLOAD_PREFIX) && !w.endsWith(': server CPU'), SHAPES_VERITY_TOOL, SHAPES_SQUASHFUSE_TOOL, 1.3),
+  // "at most 15% slower than unverified": time ratio ≤ 1.15, i.e. a throughput ratio ≥ 1/1.15.
+  {
+    goal: '≤15% slower than verity off',
+    workload: (w) => w.startsWith(SHAPES_WORKLOAD_PREFIX) && !w.endsWith(': server CPU'),
+    tool: SHAPES_VERITY_TOOL,
+    check: (r) => {
+      const s = r.speedup?.['verity off'];
+      return s === undefined ? undefined : { measured: `${((1 / s - 1) * 100).toFixed(0)}% slower`, met: 1 / s <= 1.15 };
+    },
+  },
+  ratioGoal(
+    `≥1× ${WL_SQUASHFUSE_TOOL}`,
+    (w) => w.startsWith(WL_PREFIX) && w !== WL_MOUNT_WORKLOAD && !w.endsWith(': server CPU'),
+    WL_VERITY_TOOL,
+    WL_SQUASHFUSE_TOOL,
+    1,
+  ),
+  // "cold mount to first ls at most 2× the kernel stack's time": speedup over the kernel ≥ 0.5.
+  ratioGoal('≤2× the kernel stack', (w) => w === WL_MOUNT_WORKLOAD, WL_VERITY_TOOL, 'kernel', 0.5),
   {
     goal: '≤150 MiB',
     workload: (w) => w === RSS_WORKLOAD,
@@ -102,8 +127,10 @@ const fuse: FuseBenchResult | undefined = await section('fuse', () => benchFuse(
 const verity: VerityBenchResult | undefined = await section('verity', () => benchVerityDetailed(Math.min(runs, 3)));
 const latency: LatencyResult | undefined = await section('latency', () => benchMountLatency(runs));
 const rss: RssResult | undefined = await section('rss', () => benchRss(Math.min(runs, 3)));
+const shapes: ShapesResult | undefined = await section('shapes', () => benchShapes(runs));
+const workloads: WorkloadsResult | undefined = await section('workloads', () => benchWorkloads(runs));
 
-const rows: ResultRow[] = [...(extractRows ?? []), ...(fuse?.rows ?? []), ...(verity?.rows ?? []), ...(latency?.rows ?? []), ...(rss?.rows ?? [])];
+const rows: ResultRow[] = [...(extractRows ?? []), ...(fuse?.rows ?? []), ...(verity?.rows ?? []), ...(latency?.rows ?? []), ...(rss?.rows ?? []), ...(shapes?.rows ?? []), ...(workloads?.rows ?? [])];
 const targets: TargetResult[] = [];
 for (const g of GOALS) {
   for (const r of rows) {
@@ -157,6 +184,8 @@ writeFileSync(
       verity: verity && { verifyRatio: verity.verifyRatio, verifyRatioLarge: verity.verifyRatioLarge, verifyAllRatio: verity.verifyAllRatio, readRatio: verity.readRatio },
       latency: latency && { raw: latency.raw },
       rss: rss && { raw: rss.raw },
+      shapes: shapes && { raw: shapes.raw, rawServerCpu: shapes.rawServerCpu, loadavgBefore: shapes.loadavgBefore, loadavgAfter: shapes.loadavgAfter },
+      workloads: workloads && { raw: workloads.raw, rawServerCpu: workloads.rawServerCpu, loadavgBefore: workloads.loadavgBefore, loadavgAfter: workloads.loadavgAfter },
     },
     null,
     1,

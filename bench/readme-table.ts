@@ -47,7 +47,7 @@ export function renderTable(res: Results, all = false): string {
   const lines: string[] = [];
   lines.push(
     `Latest \`pnpm bench\` run: ${res.finished.slice(0, 10)}, RUNS=${res.runs} (medians; verification and RSS use min(RUNS, 3)), ` +
-      `${minutes.toFixed(1)} min${res.sections && res.sections.length < 5 ? `, sections ${res.sections.join(', ')} only` : ''}.`,
+      `${minutes.toFixed(1)} min${res.sections && res.sections.length < 7 ? `, sections ${res.sections.join(', ')} only` : ''}.`,
   );
   lines.push('');
   lines.push(

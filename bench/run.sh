@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `pnpm bench`: installs what is needed, builds, runs every issue benchmark (bench/index.ts) and
 # writes bench/results/latest.json. Needs root: loop/FUSE mounts and dropping the page cache.
-# Environment: RUNS (default 5), ONLY=extract,fuse,verity,latency,rss (any subset), ATOMFS_BENCH_DIR
+# Environment: RUNS (default 5), ONLY=extract,fuse,verity,latency,rss,shapes,workloads (any subset), ATOMFS_BENCH_DIR
 # (datasets, default /var/tmp/atomfs-bench). Then `node bench/dist/readme-table.js --write` updates README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
