@@ -353,13 +353,16 @@ describe('atomfs sqfs extract carries on like unsquashfs', () => {
     // Incompressible data so the image passes the size where extraction decodes on a second thread.
     const data = join(work, 'rand');
     mkdirSync(data);
-    for (const n of ['f1', 'f2', 'f3', 'skip', 'inner', 'z1', 'z2']) writeFileSync(join(data, n), randomBytes(3 * 1024 * 1024 + 777));
+    for (const n of ['f1', 'f2', 'f3', 'skip', 'inner', 'z1', 'z2', 'hl']) writeFileSync(join(data, n), randomBytes(3 * 1024 * 1024 + 777));
     writeFileSync(join(data, 'small'), 'small tail\n');
     const long = 'n'.repeat(256);
     const dirLong = 'd'.repeat(256);
-    const kept = ['dir /a 0750 0 0', 'file /a/f1 0644 0 0 f1', 'file /a/f2 0644 0 0 f2', 'file /a/f3 0644 0 0 f3', 'file /a/s1 0644 0 0 small', 'file /a/zz 0644 0 0 z1', 'file /b 0644 0 0 z2', 'file /c 0644 0 0 small'];
+    // A hard link whose first name (in walk order) is refused: the second name gets the content.
+    const linkFirst = 'e'.repeat(256);
+    const kept = ['dir /a 0750 0 0', 'file /a/f9 0644 0 0 hl', 'file /a/f1 0644 0 0 f1', 'file /a/f2 0644 0 0 f2', 'file /a/f3 0644 0 0 f3', 'file /a/s1 0644 0 0 small', 'file /a/zz 0644 0 0 z1', 'file /b 0644 0 0 z2', 'file /c 0644 0 0 small'];
     const refused = [`file /a/${long} 0644 0 0 skip`, `dir /a/${dirLong} 0755 0 0`, `file /a/${dirLong}/inner 0644 0 0 inner`, `file /a/${dirLong}/s2 0644 0 0 small`];
-    writeFileSync(join(work, 'names-all.pack'), [...kept, ...refused].join('\n') + '\n');
+    const all0 = [...kept.filter((l) => !l.startsWith('file /a/f9 ')), `file /a/${linkFirst} 0644 0 0 hl`, `link /a/f9 0777 0 0 /a/${linkFirst}`, ...refused];
+    writeFileSync(join(work, 'names-all.pack'), all0.join('\n') + '\n');
     writeFileSync(join(work, 'names-kept.pack'), kept.join('\n') + '\n');
     const all = join(work, 'names-all.sqfs');
     const reference = join(work, 'names-kept.sqfs');
@@ -372,7 +375,7 @@ describe('atomfs sqfs extract carries on like unsquashfs', () => {
     assert.equal(r.status, 2, r.stderr.toString());
     assert.deepEqual(compareSnapshots(b, a), [], 'everything but the refused names, byte for byte, as unsquashfs extracts the image without them');
     const last = r.stderr.toString().trim().split('\n').at(-1)!;
-    assert.equal(last, `Error: 2 entries not extracted: /a/${dirLong} (directory and its contents): ENAMETOOLONG; /a/${long} (file): ENAMETOOLONG`);
+    assert.equal(last, `Error: 3 entries not extracted: /a/${dirLong} (directory and its contents): ENAMETOOLONG; /a/${linkFirst} (file): ENAMETOOLONG; /a/${long} (file): ENAMETOOLONG`);
   });
 });
 

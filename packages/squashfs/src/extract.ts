@@ -61,6 +61,11 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
   const warn = options.onWarning ?? (() => {});
   const result: ExtractResult = { skipped: [], files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, bytes: 0 };
   const linked = new Map<number, Buffer>();
+  /**
+   * Hard-linked inodes whose first name could not be created: the next name gets the content
+   * itself (read here: the helper thread took their blocks for the first name).
+   */
+  const lostLinks = new Set<number>();
   const dirs: { path: Buffer; image: Buffer; inode: Inode }[] = [];
   const skip = (path: Buffer, inode: Inode, error: NodeJS.ErrnoException): void => {
     const s: ExtractSkip = { path, kind: inode.kind, error };
@@ -79,10 +84,13 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
       const target = e.depth === 0 ? destBuf : Buffer.concat([destBuf, relativeTail(e.pathBuffer, options.subdir)]);
       const inode = e.inode;
       if (lostDir !== undefined && isBelow(e.pathBuffer, lostDir)) {
-        // The helper thread decodes these blocks anyway: take them off its sequence.
-        if (prefetch !== undefined && prefetched(inode) && !linked.has(inode.ref)) {
-          if (inode.nlink > 1) linked.set(inode.ref, target);
-          drain(fs, inode, 0, prefetch);
+        if (inode.kind !== 'dir' && !linked.has(inode.ref)) {
+          if (inode.nlink > 1) {
+            linked.set(inode.ref, target);
+            lostLinks.add(inode.ref);
+          }
+          // The helper thread decodes these blocks anyway: take them off its sequence.
+          if (prefetch !== undefined && prefetched(inode)) drain(fs, inode, 0, prefetch);
         }
         continue;
       }
@@ -90,7 +98,7 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
       try {
         if (inode.kind !== 'dir' && inode.nlink > 1) {
           const first = linked.get(inode.ref);
-          if (first !== undefined) {
+          if (first !== undefined && !lostLinks.has(inode.ref)) {
             linkSync(first, target);
             result.hardlinks++;
             continue;
@@ -104,7 +112,7 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
             result.dirs++;
             break;
           case 'file':
-            writeFile(fs, inode, target, made, prefetch);
+            writeFile(fs, inode, target, made, lostLinks.delete(inode.ref) ? undefined : prefetch);
             result.bytes += inode.fileSize;
             result.files++;
             break;
@@ -126,10 +134,12 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
           }
         }
         if (inode.kind !== 'dir' && inode.kind !== 'file') finish(inode, target, owners);
+        lostLinks.delete(inode.ref);
       } catch (err) {
         if (!isDestinationError(err)) throw err;
         skip(e.pathBuffer, inode, err);
         if (inode.kind === 'dir') lostDir = e.pathBuffer;
+        else if (inode.nlink > 1 && linked.get(inode.ref) === target) lostLinks.add(inode.ref);
         continue;
       }
       if (options.xattrs !== false) {
