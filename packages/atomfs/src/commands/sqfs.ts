@@ -121,7 +121,9 @@ export async function sqfsCommand(argv: string[], debug = false): Promise<number
 }
 
 async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
-  const [cmd, ...rest] = rawArgs(argv);
+  const [cmd, ...given] = argv;
+  // Paths of these commands may hold any bytes: the arguments as the kernel passed them.
+  const rest = cmd === 'ls' || cmd === 'cat' || cmd === 'extract' || cmd === 'info' ? rawArgs(given) : given;
   switch (cmd) {
     case undefined:
     case '-h':
@@ -250,10 +252,10 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
     }
     case 'mount':
       // Loaded here: listing and extracting need no FUSE code.
-      return (await import('./sqfs-mount.js')).sqfsMount(rest, debug);
+      return (await import('./sqfs-mount.js')).sqfsMount(given, debug);
     case 'umount':
     case 'unmount':
-      return (await import('./sqfs-mount.js')).sqfsUmount(rest);
+      return (await import('./sqfs-mount.js')).sqfsUmount(given);
     default:
       throw new UsageError(`unknown sqfs command "${cmd}"`);
   }
