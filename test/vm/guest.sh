@@ -20,8 +20,14 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
-for d in /tmp /run /var/tmp /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+for d in /run /dev/shm; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
 chmod 0755 /run
+# /tmp and /var/tmp on ext4 (the scratch disk): tests need user.* xattrs, which 6.1's tmpfs lacks.
+modprobe virtio_blk && modprobe ext4 && mkdir -p /scratch && mount -t ext4 /dev/vda /scratch ||
+  { echo "vm-guest: no scratch disk"; finish 2; }
+for d in tmp var-tmp; do mkdir -p "/scratch/$d" && chmod 1777 "/scratch/$d"; done
+mount --bind /scratch/tmp /tmp
+mount --bind /scratch/var-tmp /var/tmp
 mkdir -p /out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /out || echo "vm-guest: no /out share"
 hostname atomfs-vm
@@ -41,6 +47,11 @@ fi
 echo "vm-guest: kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB; $(veritysetup --version)"
 
 export ATOMFS_VM_GUEST=1
+if [ -n "${VM_SHELL_CMD:-}" ]; then
+  # For investigating: run this command instead of the tests (VM_SHELL_CMD=... test/vm/run.sh).
+  bash -c "$VM_SHELL_CMD"
+  finish $?
+fi
 read -r -a files <<< "${VM_TEST_FILES:-test/dist/vm/kernel-dm-verity.test.js packages/atomfs/dist/test/dm-verity.test.js}"
 start=$(date +%s)
 node --test --test-reporter=spec --test-concurrency=1 ${VM_TEST_ARGS:-} "${files[@]}"

@@ -8,7 +8,8 @@
 #
 # Environment: VM_ACCEL=kvm|tcg (default: try KVM, fall back to TCG), VM_MEM (MiB, default 1024),
 # VM_CPUS (default 2), VM_TIMEOUT (seconds, default 1500), VM_NO_SETUP=1 (skip scripts/setup.sh),
-# VM_TEST_ARGS (extra node --test arguments), VM_TEST_FILES (test files, relative to the checkout).
+# VM_TEST_ARGS (extra node --test arguments), VM_TEST_FILES (test files, relative to the checkout),
+# VM_SHELL_CMD (a bash command to run in the guest instead of the tests, for investigating).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -64,9 +65,15 @@ for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe -S "$kver" --show-depen
   done
 (cd "$work/ir" && find . | cpio -o -H newc --quiet | gzip -1 > "$work/initrd.gz")
 
+# The guest's /tmp and /var/tmp: ext4 on a sparse disk (6.1's tmpfs has no user.* xattrs, which
+# the test trees and stacker-style layers carry).
+truncate -s 4G "$work/scratch.img"
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$work/scratch.img"
+
 {
   printf 'VM_TEST_ARGS=%q\n' "${VM_TEST_ARGS:-}"
   [ -n "${VM_TEST_FILES:-}" ] && printf 'VM_TEST_FILES=%q\n' "$VM_TEST_FILES"
+  [ -n "${VM_SHELL_CMD:-}" ] && printf 'VM_SHELL_CMD=%q\n' "$VM_SHELL_CMD"
 } > "$work/out/env"
 
 qemu_common=(
@@ -74,6 +81,7 @@ qemu_common=(
   -kernel "/boot/vmlinuz-$kver" -initrd "$work/initrd.gz"
   -virtfs "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap"
   -virtfs "local,path=$work/out,mount_tag=out,security_model=none,multidevs=remap"
+  -drive "file=$work/scratch.img,if=virtio,format=raw,cache=unsafe"
 )
 cmdline="console=ttyS0 quiet panic=-1 atomfs.dir=$repo"
 

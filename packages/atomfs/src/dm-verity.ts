@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
 import { CommandError } from './errors.js';
 
 /**
@@ -86,6 +87,14 @@ export function openDmLayer(blob: string, layerHex: string, rootHash: string, ha
     const r = run(veritysetupOpenArgv(blob, layerHex, rootHash, hashOffset));
     if (!r.ok) throw new CommandError(`veritysetup open of layer ${layerHex} failed: ${r.err.split('\n').pop()}`);
     created = true;
+    // veritysetup does not check the tree against the root hash: the kernel does, on each read.
+    // Reading block 0 walks the tree from the root, so a wrong root hash or a damaged top of the
+    // tree is refused here in words, not later as the squashfs mount's "can't read superblock".
+    const why = firstBlockError(device);
+    if (why !== undefined) {
+      run(veritysetupCloseArgv(layerHex));
+      throw new CommandError(`layer ${layerHex}: the kernel's dm-verity cannot read its first block (${why}): the root hash ${rootHash} does not match the layer's hash tree, or the tree is damaged`);
+    }
   } else {
     const t = run(dmsetupTableArgv(layerHex));
     if (!t.ok) throw new CommandError(`problem getting hash from ${dmName(layerHex)}: ${t.err}`);
@@ -101,10 +110,54 @@ export function openDmLayer(blob: string, layerHex: string, rootHash: string, ha
   return { device, created };
 }
 
-/** Close the layer's device unless another mount still uses it. */
+/** Why block 0 of `device` cannot be read (e.g. "EIO"), or undefined when it can. */
+function firstBlockError(device: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(device, 'r');
+    readSync(fd, Buffer.alloc(4096), 0, 4096, 0);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Whether the device named for `layerHex` is one atomfs opened for that layer: a verity target
+ * whose data and hash device is a loop device over the layer's blob. Blobs are named by the
+ * sha256 of their content, so the backing file's name is the layer hex. A device of that name
+ * over anything else is someone else's, and an undo must not close it.
+ */
+export function isLayerDevice(layerHex: string): boolean {
+  const t = run(dmsetupTableArgv(layerHex));
+  if (!t.ok) return false;
+  let table: VerityTable;
+  try {
+    table = parseVerityTable(t.out);
+  } catch {
+    return false;
+  }
+  if (table.dataDevice !== table.hashDevice) return false;
+  const backing = loopBackingFile(table.dataDevice);
+  return backing !== undefined && basename(backing.replace(/ \(deleted\)$/, '')) === layerHex;
+}
+
+/** The backing file of loop device "MAJOR:MINOR" (as dm tables name devices), if it is one. */
+function loopBackingFile(majorMinor: string): string | undefined {
+  try {
+    return readFileSync(`/sys/dev/block/${majorMinor}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Close the layer's device unless another mount still uses it or it is not atomfs's. */
 export function closeDmLayerIfUnused(layerHex: string, mountSources: string[]): void {
   const device = dmDevice(layerHex);
   if (mountSources.includes(device) || !existsSync(device)) return;
+  if (!isLayerDevice(layerHex)) return;
   // EBUSY right after an unmount is common (udev still has it open): retry a few times.
   for (let i = 0; i < 5; i++) {
     if (run(veritysetupCloseArgv(layerHex)).ok) return;
