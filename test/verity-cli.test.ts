@@ -262,10 +262,10 @@ test('bad input: one-line errors, exit 1, the file untouched', async (t) => {
   writeFileSync(damaged, buf);
   oneLineError(await atomfs(['verity', 'dump', damaged]), /signature/);
 
-  // Usage errors: the verity help, exit 1.
+  // Usage errors: the verity help, exit 2.
   for (const argv of [['verity'], ['verity', 'frobnicate', copy], ['verity', 'format'], ['verity', 'format', copy, copy], ['verity', 'format', '--bogus', copy]]) {
     const u = await atomfs(argv);
-    assert.equal(u.status, 1, argv.join(' '));
+    assert.equal(u.status, 2, argv.join(' '));
     assert.match(text(u.stderr), /^Incorrect Usage: .*\nUsage: atomfs verity/, argv.join(' '));
   }
   assert.equal(sha(copy), copySha);

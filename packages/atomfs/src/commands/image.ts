@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
-import { parse, rawArgs } from '../args.js';
+import { argBytes, parse, rawArgs } from '../args.js';
+import { entryType, listingRecord, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
-import { openOverlayFs } from '../fusefs/overlay-fs.js';
+import { openImageOverlay } from '../layers/image-overlay.js';
 import { layerSpecs } from '../layers/layer-spec.js';
 import { namespaceDir } from '../metadir.js';
 import { listMounts, mount, umount, type AtomfsMount } from '../api.js';
@@ -95,7 +96,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
     process.stdout.write(MOUNT_HELP + '\n');
     return 0;
   }
-  if (positionals.length !== 2) throw new CommandError('Usage: atomfs mount [--writeable] [--persist=/tmp/upperdir] ocidir:tag target');
+  if (positionals.length !== 2) throw new UsageError(`mount takes OCIDIR:TAG TARGET (${positionals.length} argument${positionals.length === 1 ? '' : 's'} given)`);
   const backend = values.backend ?? 'auto';
   if (backend !== 'auto' && backend !== 'kernel' && backend !== 'fuse') throw new UsageError(`--backend must be auto, kernel or fuse, not "${backend}"`);
   if (values.persist === '') throw new CommandError('--persist requires an argument');
@@ -145,7 +146,7 @@ export async function umountCommand(argv: string[], globalDebug: boolean): Promi
     process.stdout.write(UMOUNT_HELP + '\n');
     return 0;
   }
-  if (positionals.length < 1) throw new UsageError('Usage: atomfs umount mountpoint');
+  if (positionals.length !== 1) throw new UsageError('umount takes TARGET');
   if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
   await umount(positionals[0]!, {
     ...(values.metadir !== undefined ? { metadir: values.metadir } : {}),
@@ -178,45 +179,96 @@ export function listCommand(argv: string[]): number {
   return 0;
 }
 
+export const IMAGE_READ_HELP = `Usage: atomfs ls [--json] [--allow-missing-verity] OCIDIR:TAG [PATH]
+       atomfs cat [--allow-missing-verity] OCIDIR:TAG PATH
+
+Read the merged image (all layers, as the mount shows it) without mounting it, every block
+verified against the layers' root hashes. ls lists PATH (default /) recursively, one path a line
+(raw bytes for names that are not UTF-8); --json prints one JSON object a line, the same form as
+'atomfs sqfs ls --json' (see the README). cat writes a regular file's content to stdout.`;
+
 /** `atomfs ls|cat OCIDIR:TAG [PATH]`: read the merged image without mounting it. */
 export async function imageReadCommand(cmd: 'ls' | 'cat', argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { 'allow-missing-verity': { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(rawArgs(argv), { 'allow-missing-verity': { type: 'boolean' }, json: { type: 'boolean' } });
   if (positionals.length < 1 || positionals.length > 2 || (cmd === 'cat' && positionals.length !== 2)) {
     throw new UsageError(cmd === 'cat' ? 'cat takes OCIDIR:TAG PATH' : 'ls takes OCIDIR:TAG [PATH]');
   }
   const { image } = await resolveRef(positionals[0]!);
-  const fs = openOverlayFs(layerSpecs(image.layers, values['allow-missing-verity'] === true));
+  const fs = openImageOverlay(layerSpecs(image.layers, values['allow-missing-verity'] === true));
   try {
-    const ov = (fs as unknown as { overlay: import('@atomfs/overlay').Overlay }).overlay;
-    const path = positionals[1] ?? '/';
+    const ov = fs.overlay;
+    const pathArg = positionals[1] ?? '/';
+    const path = argBytes(pathArg);
     let id: bigint;
     try {
       id = ov.resolve(path);
     } catch (err) {
-      throw new CommandError(`${path}: ${(err as Error).message}`);
+      throw new CommandError(`${pathArg}: ${(err as Error).message}`);
     }
-    if (cmd === 'cat') {
-      const a = ov.getattr(id);
-      if ((a.mode & 0o170000) !== 0o100000) throw new CommandError(`${path}: not a regular file`);
-      for (let pos = 0; pos < a.size; pos += 1 << 20) process.stdout.write(Buffer.from(ov.read(id, pos, 1 << 20)));
-      return 0;
-    }
-    const out: string[] = [];
-    const walk = (dirId: bigint, prefix: string, depth: number): void => {
-      if (depth > 4096) throw new CommandError('directory nesting too deep');
-      for (const e of ov.readdir(dirId)) {
-        const p = `${prefix}/${e.name.toString('utf8')}`;
-        out.push(values.json ? JSON.stringify({ path: p, mode: e.attr.mode, uid: e.attr.uid, gid: e.attr.gid, size: e.attr.size, mtime: e.attr.mtime }) : p);
-        if ((e.attr.mode & 0o170000) === 0o040000) walk(e.id, p, depth + 1);
-      }
-    };
-    const a = ov.getattr(id);
-    out.push(values.json ? JSON.stringify({ path, mode: a.mode }) : path);
-    if ((a.mode & 0o170000) === 0o040000) walk(id, path === '/' ? '' : path.replace(/\/$/, ''), 0);
-    process.stdout.write(values.json ? `[${out.join(',\n')}]\n` : out.join('\n') + '\n');
+    if (cmd === 'cat') await catFile(ov, id, pathArg);
+    else await listTree(ov, id, path, values.json === true);
     return 0;
   } finally {
     fs.close();
   }
 }
 
+type Overlay = import('@atomfs/overlay').Overlay;
+
+/** Write a file to stdout, waiting for a slow reader (memory stays at one chunk). */
+async function catFile(ov: Overlay, id: bigint, pathArg: string): Promise<void> {
+  const a = ov.getattr(id);
+  if ((a.mode & 0o170000) !== 0o100000) throw new CommandError(`${pathArg}: not a regular file`);
+  for (let pos = 0; pos < a.size; pos += 1 << 20) await write(process.stdout, Buffer.from(ov.read(id, pos, 1 << 20)));
+}
+
+async function write(out: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
+  if (!out.write(data)) await new Promise((r) => out.once('drain', r));
+}
+
+/** Every path below `start` (itself first), depth first, as lines of raw bytes or NDJSON. */
+async function listTree(ov: Overlay, startId: bigint, start: Buffer, json: boolean): Promise<void> {
+  const NL = Buffer.from('\n');
+  const chunks: Buffer[] = [];
+  let pending = 0;
+  const emit = async (path: Buffer, id: bigint, attr: import('@atomfs/overlay').OverlayAttr): Promise<void> => {
+    const line = json ? Buffer.from(JSON.stringify(recordOf(ov, path, id, attr)) + '\n') : Buffer.concat([path, NL]);
+    chunks.push(line);
+    pending += line.length;
+    // Lines go out in 64 KiB writes: one write per entry cost more than the walk.
+    if (pending >= 65536) {
+      await write(process.stdout, Buffer.concat(chunks.splice(0)));
+      pending = 0;
+    }
+  };
+  const walk = async (dirId: bigint, prefix: Buffer, depth: number): Promise<void> => {
+    if (depth > 4096) throw new CommandError('directory nesting too deep');
+    for (const e of ov.readdir(dirId)) {
+      const p = Buffer.concat([prefix, Buffer.from('/'), e.name]);
+      await emit(p, e.id, e.attr);
+      if ((e.attr.mode & 0o170000) === 0o040000) await walk(e.id, p, depth + 1);
+    }
+  };
+  const a = ov.getattr(startId);
+  await emit(start, startId, a);
+  const prefix = start.length > 1 && start[start.length - 1] === 0x2f ? start.subarray(0, start.length - 1) : start;
+  if ((a.mode & 0o170000) === 0o040000) await walk(startId, prefix.equals(Buffer.from('/')) ? Buffer.alloc(0) : prefix, 0);
+  if (chunks.length > 0) await write(process.stdout, Buffer.concat(chunks));
+}
+
+function recordOf(ov: Overlay, path: Buffer, id: bigint, a: import('@atomfs/overlay').OverlayAttr): ListingRecord {
+  const type = entryType(a.mode);
+  return listingRecord({
+    path,
+    type,
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    mtime: a.mtime,
+    nlink: a.nlink,
+    inode: Number(a.ino),
+    rdev: a.rdev,
+    ...(type === 'symlink' ? { target: ov.readlink(id) } : {}),
+  });
+}

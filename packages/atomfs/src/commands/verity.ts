@@ -224,6 +224,6 @@ export async function verityCommand(argv: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`Incorrect Usage: ${err.message}\n${VERITY_CMD_HELP}\n`);
-    return 1;
+    return 2;
   }
 }

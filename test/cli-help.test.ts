@@ -1,0 +1,61 @@
+/**
+ * Issue 16: `--help`/`-h` works for every command and subcommand, `atomfs help CMD [SUB]` prints
+ * the same, usage errors exit 2 with one "Incorrect Usage:" line and the help on stderr.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { run } from './lib/index.js';
+import { ATOMFS, describe } from './reliability-common.js';
+
+const COMMANDS = [
+  ['mount'],
+  ['umount'],
+  ['unmount'],
+  ['list'],
+  ['verify'],
+  ['ls'],
+  ['cat'],
+  ['verity'],
+  ['verity', 'format'],
+  ['verity', 'dump'],
+  ['sqfs'],
+  ['sqfs', 'ls'],
+  ['sqfs', 'cat'],
+  ['sqfs', 'extract'],
+  ['sqfs', 'info'],
+  ['sqfs', 'mount'],
+  ['sqfs', 'umount'],
+];
+
+const atomfs = (args: string[]) => run([process.execPath, ATOMFS, ...args], { allowFail: true, timeoutMs: 30_000 });
+
+test('every command and subcommand: --help and -h print its usage on stdout, exit 0, and equal `atomfs help` of it', async () => {
+  for (const cmd of COMMANDS) {
+    const viaHelp = await atomfs(['help', ...cmd]);
+    assert.equal(viaHelp.status, 0, `help ${cmd.join(' ')}: ${describe(viaHelp)}`);
+    for (const flag of ['--help', '-h']) {
+      const r = await atomfs([...cmd, flag]);
+      assert.equal(r.status, 0, `${cmd.join(' ')} ${flag}: ${describe(r)}`);
+      const out = r.stdout.toString();
+      assert.match(out, /^Usage: atomfs /, `${cmd.join(' ')} ${flag}`);
+      assert.equal(r.stderr.toString(), '', `${cmd.join(' ')} ${flag}: nothing on stderr`);
+      assert.equal(out, viaHelp.stdout.toString(), `${cmd.join(' ')} ${flag} = atomfs help ${cmd.join(' ')}`);
+    }
+  }
+  const sub = await atomfs(['sqfs', 'mount', '--help']);
+  assert.match(sub.stdout.toString(), /^Usage: atomfs sqfs mount /, 'a subcommand with its own help shows it');
+});
+
+test('usage errors exit 2: one "Incorrect Usage:" line, then the help, all on stderr; other failures exit 1', async () => {
+  const cases = [[], ['bogus'], ['--bogus'], ['help', 'bogus'], ['mount', 'x:y'], ['mount', '--bogus', 'a:b', '/'], ['umount'], ['ls'], ['cat', 'a:b'], ['verity'], ['verity', 'format'], ['sqfs', 'ls'], ['sqfs', 'frobnicate'], ['list', 'extra']];
+  for (const args of cases) {
+    const r = await atomfs(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${describe(r)}`);
+    assert.equal(r.stdout.toString(), '', `${args.join(' ')}: nothing on stdout`);
+    const err = r.stderr.toString();
+    if (args.length > 0) assert.match(err, /^Incorrect Usage: [^\n]+\nUsage: atomfs /, args.join(' '));
+  }
+  const fail = await atomfs(['ls', '/no/such/dir:tag']);
+  assert.equal(fail.status, 1, describe(fail));
+  assert.match(fail.stderr.toString(), /^Error: [^\n]+\n$/);
+});
