@@ -143,7 +143,7 @@ after(() => processCleanup.run());
  */
 const PROBE = String.raw`
 import ctypes, json, os, platform, stat, sys
-root, bs, dents_too = sys.argv[1].encode(), int(sys.argv[2]), sys.argv[3] == '1'
+root, bs, dents_mode = sys.argv[1].encode(), int(sys.argv[2]), sys.argv[3]
 out = {}
 def rec(k, f):
     try: out[k] = f()
@@ -185,7 +185,10 @@ def visit(p, key, dtype):
     rec(key + ' listxattr', lambda: sorted(os.listxattr(p, follow_symlinks=False)))
     for x in NAMES: rec(key + ' getxattr ' + x, lambda: os.getxattr(p, x, follow_symlinks=False).hex())
     if dtype == 'dir':
-        if dents_too: rec(key + ' dots', lambda: dots(p))
+        # 'raw': the numbers; 'rel': whether "." and ".." carry the st_ino of the directory and its parent.
+        if dents_mode == 'raw': rec(key + ' dots', lambda: dots(p))
+        elif dents_mode == 'rel' and key != '/':
+            rec(key + ' dots', lambda: (lambda d: [d['.'] == os.lstat(p).st_ino, d['..'] == os.lstat(os.path.dirname(p)).st_ino])(dots(p)))
         for e in sorted(os.scandir(p), key=lambda e: e.name):
             visit(e.path, key.rstrip('/') + '/' + e.name.decode('utf-8', 'backslashreplace'),
                   'dir' if e.is_dir(follow_symlinks=False) else 'file' if e.is_file(follow_symlinks=False) else 'other')
@@ -197,8 +200,8 @@ print(json.dumps(out, sort_keys=True))
 
 type Probe = Record<string, unknown>;
 
-async function probe(root: string, blockSize: number, dents = true): Promise<Probe> {
-  const r = await run(['python3', '-c', PROBE, root, String(blockSize), dents ? '1' : '0'], { timeoutMs: 300_000 });
+async function probe(root: string, blockSize: number, dents: 'raw' | 'rel' = 'raw'): Promise<Probe> {
+  const r = await run(['python3', '-c', PROBE, root, String(blockSize), dents], { timeoutMs: 300_000 });
   return JSON.parse(r.stdout.toString('utf8')) as Probe;
 }
 
@@ -288,16 +291,18 @@ describe('our mounts answer like the kernel squashfs and overlayfs', () => {
     // Bottom first: mksquashfs with xattrs, then without an xattr table, then gensquashfs on top.
     const layers: LayerFile[] = [mkImage, mkNoXattrImage, ngImage].map((file) => ({ file, squashfsBytes: statSync(file).size }));
     await writeImage(oci, 'edge', layers, { noRootHash: true });
-    // ".." d_ino is left out: overlayfs takes it from the real parent, ours from the directory itself.
+    // Inode numbers differ (overlayfs encodes the layer in them): "." and ".." are compared as
+    // "the st_ino of the directory / of its parent". The root's ".." is left out (overlayfs shows
+    // a number no inode has).
     const kernel = await withLoopMount(mkImage, (bottom) =>
-      withLoopMount(mkNoXattrImage, (middle) => withLoopMount(ngImage, (top) => withOverlayMount([top, middle, bottom], (mp) => probe(mp, BS, false), { userxattr: true }))),
+      withLoopMount(mkNoXattrImage, (middle) => withLoopMount(ngImage, (top) => withOverlayMount([top, middle, bottom], (mp) => probe(mp, BS, 'rel'), { userxattr: true }))),
     );
     const mp = join(work, 'mp-overlay');
     mkdirSync(mp);
     await atomfsOk(['mount', '--backend', 'fuse', '--allow-missing-verity', `${oci}:edge`, mp], { runDir });
     let ours: Probe;
     try {
-      ours = await probe(mp, BS, false);
+      ours = await probe(mp, BS, 'rel');
     } finally {
       await atomfsOk(['umount', mp], { runDir });
     }
@@ -308,6 +313,7 @@ describe('our mounts answer like the kernel squashfs and overlayfs', () => {
     assert.equal(kernel['/d/l4097 lstat'], undefined);
     assert.equal((kernel['/d/l4096 readlink'] as string).length / 2, 4095);
     assert.ok(kernel['/d/h2 lstat'] !== undefined, '/d is merged');
+    assert.deepEqual(kernel['/d dots'], [true, true], 'overlayfs: ".." of /d is the root');
     assertKernelCases(kernel, 'overlayfs');
   });
 });

@@ -59,6 +59,8 @@ export class Overlay {
   readonly rootId: bigint;
   private readonly layers: readonly Layer<unknown>[];
   private readonly ctx: MergeContext;
+  /** Directory id → the id of its parent directory (same lifetime as `dirs`). */
+  private readonly parents = new Map<bigint, bigint>();
   /** Directory id → stack. Only grows through ids handed out; shrinks through forget(). */
   private readonly dirs = new Map<bigint, DirStack>();
   private readonly listings: Lru<bigint, CachedListing>;
@@ -106,11 +108,11 @@ export class Overlay {
       if (i < 0) return undefined;
       const st = cached.stacks[i];
       const entry = cached.entries[i]!;
-      if (st !== undefined && !this.dirs.has(entry.id)) this.dirs.set(entry.id, st);
+      if (st !== undefined && !this.dirs.has(entry.id)) this.addDir(entry.id, st, dirId);
       return entry;
     }
     const child = lookupChild(this.ctx, stack, name);
-    return child === undefined ? undefined : this.publish(child);
+    return child === undefined ? undefined : this.publish(child, dirId);
   }
 
   getattr(id: bigint): OverlayAttr {
@@ -157,7 +159,7 @@ export class Overlay {
     cached.stacks.forEach((st, i) => {
       if (st !== undefined) {
         const id = cached.entries[i]!.id;
-        if (!this.dirs.has(id)) this.dirs.set(id, st);
+        if (!this.dirs.has(id)) this.addDir(id, st, dirId);
       }
     });
     return cached.entries;
@@ -251,7 +253,22 @@ export class Overlay {
 
   /** The kernel dropped its last reference to `id`: a directory's stack need not be kept. */
   forget(id: bigint): void {
-    if (id !== this.rootId) this.dirs.delete(id);
+    if (id === this.rootId) return;
+    this.dirs.delete(id);
+    this.parents.delete(id);
+  }
+
+  /**
+   * The id of the directory holding directory `id` (what overlayfs shows as its ".." d_ino);
+   * undefined for the root and for ids not handed out by lookup or readdir.
+   */
+  parentOf(id: bigint): bigint | undefined {
+    return this.parents.get(id);
+  }
+
+  private addDir(id: bigint, stack: DirStack, parent: bigint): void {
+    this.dirs.set(id, stack);
+    this.parents.set(id, parent);
   }
 
   /** Sizes of the internal tables, for tests and diagnostics. */
@@ -282,11 +299,11 @@ export class Overlay {
   }
 
   /** A lookup result, with its stack recorded so the id resolves later. */
-  private publish(c: MergedChild): OverlayDirEntry {
+  private publish(c: MergedChild, parent: bigint): OverlayDirEntry {
     const entry = this.entryOf(c);
     // Looked-up nodes are about to be used (getattr, open, read); listed ones often are not.
     this.nodes[c.layerIndex]!.set(this.layers[c.layerIndex]!.key(c.node), c.node);
-    if (c.stack !== undefined && !this.dirs.has(entry.id)) this.dirs.set(entry.id, c.stack);
+    if (c.stack !== undefined && !this.dirs.has(entry.id)) this.addDir(entry.id, c.stack, parent);
     return entry;
   }
 

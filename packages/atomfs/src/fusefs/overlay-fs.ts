@@ -111,11 +111,18 @@ export class OverlayFs implements FileSystem {
 
   *readdir(node: bigint, _fh: bigint, offset: bigint, plus: boolean): Iterable<DirEntry> {
     const id = this.toOverlay(node);
-    const { entries, self, merged } = this.call(() => ({ entries: this.overlay.readdir(id), self: this.overlay.getattr(id), merged: this.overlay.isMerged(id) }));
+    const { entries, self, merged, parent } = this.call(() => ({
+      entries: this.overlay.readdir(id),
+      self: this.overlay.getattr(id),
+      merged: this.overlay.isMerged(id),
+      parent: this.overlay.parentOf(id),
+    }));
     const start = Number(offset);
     if (start < 1) yield { name: Buffer.from('.'), cookie: 1n, ino: self.ino, mode: self.mode };
-    // d_ino must not be 0 (glibc skips such entries); the parent's number is not tracked here.
-    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: self.ino, mode: DT_DIR };
+    // ".." carries the parent's inode number, as overlayfs shows it (our inode numbers are node
+    // ids). The root's parent is outside the mount: its own number (overlayfs shows one no
+    // inode has), never 0, which glibc's readdir would hide.
+    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: parent ?? self.ino, mode: DT_DIR };
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
       const a = e.attr;
