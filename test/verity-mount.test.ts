@@ -184,7 +184,7 @@ interface BuiltLayer {
   truth: Snapshot;
 }
 
-/** The cryptsetup tree geometry for sha256 and 4 KiB blocks (formats.md C.2), computed here independently. */
+/** The cryptsetup tree geometry for sha256 and 4 KiB blocks, computed here independently. */
 function treeLayout(dataBlocks: number, H: number): TreeLayout {
   let levels = 0;
   while (levels * 7 < 64 && Math.floor((dataBlocks - 1) / 128 ** levels) !== 0) levels++;

@@ -6,7 +6,7 @@ import { makeRef, RecordScratch, type MetadataPosition, type MetadataReader } fr
 const DIR_HEADER = new RecordScratch(12);
 const DIR_ENTRY = new RecordScratch(8);
 
-/** One entry of a directory listing (formats.md A.9). */
+/** One entry of a directory listing. */
 export interface DirEntry {
   /** Raw name bytes (squashfs names are byte strings, not necessarily UTF-8). */
   name: Buffer;

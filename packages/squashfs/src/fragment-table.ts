@@ -1,7 +1,7 @@
 import { CorruptImageError } from './errors.js';
 import type { LookupTable } from './lookup-table.js';
 
-/** Fragment table entry (16 bytes, formats.md A.11): where a fragment block is and its size word. */
+/** Fragment table entry (16 bytes): where a fragment block is and its size word. */
 export interface FragmentEntry {
   start: number;
   /** On-disk length of the fragment block. */

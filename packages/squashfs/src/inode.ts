@@ -1,7 +1,7 @@
 import { CorruptImageError } from './errors.js';
 import { RecordScratch, type MetadataPosition, type MetadataReader } from './metadata.js';
 
-/** inode_type values (formats.md A.8): 1..7 basic, 8..14 extended. */
+/** inode_type values: 1..7 basic, 8..14 extended. */
 export enum InodeType {
   Dir = 1,
   File = 2,
@@ -241,7 +241,7 @@ function fileInode(
   ctx: InodeContext,
   at: number,
 ): FileInode {
-  // With a tail fragment the last partial block is not in the block list (formats.md A.10).
+  // With a tail fragment the last partial block is not in the block list.
   const blockCount =
     fragment === NO_FRAGMENT ? Math.ceil(fileSize / ctx.blockSize) : Math.floor(fileSize / ctx.blockSize);
   if (fragment !== NO_FRAGMENT && fileSize % ctx.blockSize === 0) {

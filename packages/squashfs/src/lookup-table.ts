@@ -4,7 +4,7 @@ import { METADATA_BLOCK_SIZE, type MetadataReader } from './metadata.js';
 
 /**
  * The fixed-size-entry tables (id, fragment, export, xattr id): entries packed into metadata
- * blocks, located through an uncompressed list of u64 block positions (formats.md A.7).
+ * blocks, located through an uncompressed list of u64 block positions.
  */
 export class LookupTable {
   private readonly blocks: number[];

@@ -3,7 +3,7 @@ import type { ByteLru } from './cache.js';
 import type { Decompressor } from './compression/decompressor.js';
 import { CorruptImageError, DecompressError } from './errors.js';
 
-/** Uncompressed size of every metadata block but the last of a table (formats.md A.5). */
+/** Uncompressed size of every metadata block but the last of a table. */
 export const METADATA_BLOCK_SIZE = 8192;
 const UNCOMPRESSED_BIT = 0x8000;
 

@@ -1,6 +1,6 @@
 import { CorruptImageError, TruncatedImageError, UnsupportedImageError } from './errors.js';
 
-/** The 96-byte squashfs 4.0 superblock at offset 0 (formats.md A.2). */
+/** The 96-byte squashfs 4.0 superblock at offset 0. */
 export interface Superblock {
   magic: number;
   inodeCount: number;

@@ -22,7 +22,7 @@ const OUT_OF_LINE = 0x0100;
 const MAX_VALUE = 65536;
 const MAX_NAME = 255;
 
-/** The xattr id table plus the key/value area it points into (formats.md A.14). */
+/** The xattr id table plus the key/value area it points into. */
 export class XattrTable {
   private readonly ids: LookupTable;
   private readonly kvStart: number;

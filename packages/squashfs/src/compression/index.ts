@@ -26,7 +26,7 @@ export { scanZstdFrame } from './zstd-frame.js';
 
 /**
  * The decompressor for a superblock `compression` id. `options` is the compression-options
- * payload (flag 0x0400); no decoder needs it (formats.md A.4), so it is accepted and ignored.
+ * payload (flag 0x0400); no decoder needs it, so it is accepted and ignored.
  * Native addons are used where they exist and load (lz4-napi, zstd-napi, @napi-rs/lzma); lz4 and
  * zstd fall back to portable decoders, lzma and xz have none and then throw UnsupportedImageError.
  */

@@ -2,7 +2,7 @@ import { DecompressError } from '../errors.js';
 import { asDecompressError, checkBlockArgs, overCap, type Decompressor } from './decompressor.js';
 import type { LzmaModule } from './native.js';
 
-/** Header of a legacy `.lzma` ("LZMA alone") stream as squashfs-tools writes it (formats.md A.4). */
+/** Header of a legacy `.lzma` ("LZMA alone") stream as squashfs-tools writes it. */
 export interface LzmaAloneHeader {
   /** lc/lp/pb packed as (pb * 5 + lp) * 9 + lc; valid values are < 225. */
   properties: number;
