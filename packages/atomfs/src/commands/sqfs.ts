@@ -14,7 +14,8 @@ Commands:
                                               owners restored when run as root. An entry DIR's
                                               filesystem refuses (a name or symlink target too
                                               long for Linux, ...) is reported and skipped, the
-                                              rest extracted; then the exit status is 2
+                                              rest extracted; then the exit status is 3
+                                              (unsquashfs: 2, atomfs's usage errors)
   info [--json] [--offset N] IMAGE            superblock, compressor, counts
   mount [options] IMAGE MOUNTPOINT            mount one image with the FUSE server (see 'atomfs sqfs mount --help')
   umount MOUNTPOINT                           unmount it
@@ -202,7 +203,7 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
           const list = r.skipped.map((s) => describeSkip(s));
           const parts = list.flatMap((d, i) => (i === 0 ? [d] : [Buffer.from('; '), d]));
           process.stderr.write(Buffer.concat([Buffer.from(`Error: ${r.skipped.length} ${r.skipped.length === 1 ? 'entry' : 'entries'} not extracted: `), ...parts, NL]));
-          return 2;
+          return PARTIAL_EXTRACTION;
         }
       } finally {
         fs.close();
@@ -260,6 +261,12 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
       throw new UsageError(`unknown sqfs command "${cmd}"`);
   }
 }
+
+/**
+ * Exit status of an extraction that skipped entries. unsquashfs says 2, which atomfs gives usage
+ * errors: a script must be able to tell "wrong flags" from "mostly extracted".
+ */
+const PARTIAL_EXTRACTION = 3;
 
 /** "/a/l (symlink): ENAMETOOLONG" with the image path's own bytes; a lost directory's contents went with it. */
 function describeSkip(s: ExtractSkip): Buffer {
