@@ -59,3 +59,33 @@ test('usage errors exit 2: one "Incorrect Usage:" line, then the help, all on st
   assert.equal(fail.status, 1, describe(fail));
   assert.match(fail.stderr.toString(), /^Error: [^\n]+\n$/);
 });
+
+test('both ways bin/atomfs runs the CLI (its bundle, and with ATOMFS_UNBUNDLED=1 the tsc output) give the same results, mount included', async (t) => {
+  const { mkdtempSync, mkdirSync, readdirSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const sample = fileURLToPath(new URL('../../sample/oci:sample', import.meta.url));
+  const dir = mkdtempSync('/tmp/atomfs-cli-paths-');
+  t.after(() => {
+    run(['umount', '-l', join(dir, 'mp')], { allowFail: true }).finally(() => rmSync(dir, { recursive: true, force: true }));
+  });
+  const outputs: string[] = [];
+  for (const unbundled of ['0', '1']) {
+    const env: NodeJS.ProcessEnv = { ...process.env, ATOMFS_UNBUNDLED: unbundled };
+    delete env.ATOMFS_TEST_RUN_DIR;
+    const go = (args: string[]) => run([process.execPath, ATOMFS, ...args], { allowFail: true, env, timeoutMs: 60_000 });
+    const mp = join(dir, 'mp');
+    mkdirSync(mp, { recursive: true });
+    const runDir = join(dir, `run${unbundled}`);
+    const m = await go(['mount', '--metadir', runDir, sample, mp]);
+    assert.equal(m.status, 0, describe(m));
+    const listing = readdirSync(mp).join(',');
+    const v = await go(['verify', '--metadir', runDir, mp]);
+    const u = await go(['umount', '--metadir', runDir, mp]);
+    assert.equal(u.status, 0, describe(u));
+    const ls = await go(['ls', '--json', sample]);
+    outputs.push(`${listing}\n${v.stdout.toString()}\n${ls.stdout.toString()}`);
+  }
+  assert.equal(outputs[1], outputs[0]);
+  assert.match(outputs[0]!, /: OK\n/);
+});
