@@ -47,7 +47,7 @@ test('every command and subcommand: --help and -h print its usage on stdout, exi
 });
 
 test('usage errors exit 2: one "Incorrect Usage:" line, then the help, all on stderr; other failures exit 1', async () => {
-  const cases = [[], ['bogus'], ['--bogus'], ['help', 'bogus'], ['mount', 'x:y'], ['mount', '--bogus', 'a:b', '/'], ['umount'], ['ls'], ['cat', 'a:b'], ['verity'], ['verity', 'format'], ['sqfs', 'ls'], ['sqfs', 'frobnicate'], ['list', 'extra']];
+  const cases = [[], ['sqfs'], ['bogus'], ['--bogus'], ['help', 'bogus'], ['mount', 'x:y'], ['mount', '--bogus', 'a:b', '/'], ['umount'], ['ls'], ['cat', 'a:b'], ['verity'], ['verity', 'format'], ['sqfs', 'ls'], ['sqfs', 'frobnicate'], ['list', 'extra']];
   for (const args of cases) {
     const r = await atomfs(args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${describe(r)}`);

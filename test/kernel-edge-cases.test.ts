@@ -429,7 +429,11 @@ describe('names that are not UTF-8 on the command line and in output', () => {
       splitLines(sub.stdout).map((l) => l.toString('hex')),
       reference.filter((l) => l.subarray(0, 3).equals(latin1('/d\xe9'))).map((l) => l.toString('hex')),
     );
-    const json = JSON.parse((await atomfsBytes(['sqfs', 'ls', '--json', mkImage])).stdout.toString()) as { path: string; pathBase64?: string; target?: string; targetBase64?: string }[];
+    const json = (await atomfsBytes(['sqfs', 'ls', '--json', mkImage])).stdout
+      .toString()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { path: string; pathBase64?: string; target?: string; targetBase64?: string });
     const raw = json.map((e) => (e.pathBase64 !== undefined ? Buffer.from(e.pathBase64, 'base64') : Buffer.from(e.path)));
     assert.deepEqual(raw.map((l) => l.toString('hex')), reference.map((l) => l.toString('hex')));
     for (const e of json) {

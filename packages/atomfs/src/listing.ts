@@ -80,5 +80,5 @@ export function listingRecord(e: ListedEntry): ListingRecord {
 
 /** Whether `text` (decoded from `bytes`) lost bytes that are not UTF-8. */
 export function notUtf8(text: string, bytes: Buffer): boolean {
-  return !Buffer.from(text).equals(bytes);
+  return text.includes('\ufffd') && !Buffer.from(text).equals(bytes);
 }

@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { CorruptImageError, extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
+import { listingRecord, notUtf8, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
@@ -60,30 +61,21 @@ function modeString(inode: Inode): string {
   );
 }
 
-/** Bytes that are not valid UTF-8 (their string form lost something). */
-function notUtf8(text: string, raw: Buffer): boolean {
-  return text.includes('\ufffd') && !Buffer.from(text).equals(raw);
-}
-
-function entryJson(e: WalkEntry) {
+function entryJson(e: WalkEntry): ListingRecord {
   const i = e.inode;
-  const target = i.kind === 'symlink' ? i.target.toString('utf8') : undefined;
-  return {
-    path: e.path,
-    // JSON strings are Unicode: a name that is not UTF-8 also comes as its exact bytes.
-    ...(notUtf8(e.path, e.pathBuffer) ? { pathBase64: e.pathBuffer.toString('base64') } : {}),
+  return listingRecord({
+    path: e.pathBuffer,
     type: i.kind,
-    mode: i.mode & 0o7777,
+    mode: i.mode,
     uid: i.uid,
     gid: i.gid,
     size: e.stats.size,
     mtime: i.mtime,
     nlink: i.nlink,
     inode: i.inodeNumber,
-    ...(i.kind === 'symlink' ? { target } : {}),
-    ...(i.kind === 'symlink' && notUtf8(target!, i.target) ? { targetBase64: i.target.toString('base64') } : {}),
-    ...(i.kind === 'block' || i.kind === 'char' ? { major: (i.rdev >> 8) & 0xfff, minor: (i.rdev & 0xff) | ((i.rdev >>> 12) & 0xfff00) } : {}),
-  };
+    ...(i.kind === 'symlink' ? { target: i.target } : {}),
+    ...(i.kind === 'block' || i.kind === 'char' ? { rdev: i.rdev } : {}),
+  });
 }
 
 /** The line for one entry, as a string when its names are UTF-8, else as raw bytes. */
@@ -127,11 +119,12 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
   const rest = cmd === 'ls' || cmd === 'cat' || cmd === 'extract' || cmd === 'info' ? rawArgs(given) : given;
   switch (cmd) {
     case undefined:
+      throw new UsageError('missing command (ls, cat, extract, info, mount or umount)');
     case '-h':
     case '--help':
     case 'help':
       process.stdout.write(SQFS_HELP + '\n');
-      return cmd === undefined ? 1 : 0;
+      return 0;
     case 'ls': {
       const { values, positionals } = parse(rest, {
         long: { type: 'boolean', short: 'l' },
@@ -145,9 +138,16 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
         const start = argBytes(startArg);
         guard(() => resolvePath(fs, start, false), startArg);
         if (values.json) {
-          const all = [];
-          for (const e of guard(() => [...walkTree(fs, start)], startArg)) all.push(entryJson(e));
-          await write(process.stdout, JSON.stringify(all, null, 1) + '\n');
+          // One object a line (NDJSON), in 64 KiB writes, as `atomfs ls --json`.
+          let chunk = '';
+          for (const e of walkTree(fs, start)) {
+            chunk += JSON.stringify(entryJson(e)) + '\n';
+            if (chunk.length >= 65536) {
+              await write(process.stdout, chunk);
+              chunk = '';
+            }
+          }
+          if (chunk !== '') await write(process.stdout, chunk);
         } else {
           // Lines are gathered into 64 KiB writes: one write per entry cost more than the walk.
           let chunk = '';
