@@ -378,7 +378,7 @@ test('a record written under Go atomfs’s munged name (/ as -) is found by umou
 
 test('--metadir= (empty) is a usage error, not the default', async () => {
   const r = await atomfs(['mount', '--metadir=', image, work]);
-  assert.equal(r.status, 1, describe(r));
+  assert.equal(r.status, 2, describe(r));
   assert.match(r.stderr.toString(), /--metadir needs a directory/);
 });
 

@@ -232,9 +232,9 @@ async function mountKernel(o: MountOptions, journal: Journal, upper: UpperDirs |
       const rootHash = l.rootHash;
       await journal.step({ target: mp, kind: 'layer', dm: l.hex }, () =>
         withDmLock(o.metadirFlag, () => {
-          const { device } = openDmLayer(l.path, l.hex, rootHash, hashOffsetOf(l.path));
+          const { device } = openDmLayer(l.path, l.hex, rootHash, hashOffsetOf(l));
           try {
-            mustRun(['mount', '-t', 'squashfs', '-o', ro, device, mp], `mounting layer ${l.digest}`);
+            mustRun(['mount', '-t', l.fsType, '-o', ro, device, mp], `mounting layer ${l.digest}`);
           } catch (err) {
             closeDmLayerIfUnused(l.hex, mountSources());
             throw err;
@@ -242,7 +242,7 @@ async function mountKernel(o: MountOptions, journal: Journal, upper: UpperDirs |
         }),
       );
     } else {
-      await journal.step({ target: mp, kind: 'layer' }, () => mustRun(['mount', '-t', 'squashfs', '-o', `${ro},loop`, l.path, mp], `mounting layer ${l.digest}`));
+      await journal.step({ target: mp, kind: 'layer' }, () => mustRun(['mount', '-t', l.fsType, '-o', `${ro},loop`, l.path, mp], `mounting layer ${l.digest}`));
     }
     lowers.push(mp);
   }

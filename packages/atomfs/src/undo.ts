@@ -5,8 +5,8 @@ import { findMount, readMountinfo, type MountInfo } from '@atomfs/fuse';
 import { closeDmLayerIfUnused } from './dm-verity.js';
 import type { MountRecord, MountStep } from './metadir.js';
 
-/** The filesystem type each kind of step leaves at its target. */
-const FSTYPE: Record<MountStep['kind'], string> = { layer: 'squashfs', fuse: 'fuse.atomfs', overlay: 'overlay' };
+/** The filesystem types each kind of step leaves at its target. */
+const FSTYPES: Record<MountStep['kind'], readonly string[]> = { layer: ['squashfs', 'erofs'], fuse: ['fuse.atomfs'], overlay: ['overlay'] };
 
 export function run(argv: string[]): { ok: boolean; err: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,9 +32,9 @@ export function undoMounts(steps: readonly MountStep[], allowed: (target: string
     const m = findMount(s.target);
     if (m === undefined) continue;
     if (!allowed(s.target)) return [`refusing to unmount ${s.target}: the record puts it outside its target and metadir`];
-    if (m.fstype !== FSTYPE[s.kind]) {
+    if (!FSTYPES[s.kind].includes(m.fstype)) {
       if (s.pending) continue; // never made: what is there is someone else's
-      return [`refusing to unmount ${s.target}: it holds ${m.fstype}, not the ${FSTYPE[s.kind]} atomfs made`];
+      return [`refusing to unmount ${s.target}: it holds ${m.fstype}, not the ${FSTYPES[s.kind].join(' or ')} atomfs made`];
     }
     let r = run(['umount', s.target]);
     if (!r.ok && isDead(s.target)) r = run(['umount', '-l', s.target]);
@@ -174,7 +174,7 @@ export function stepsFromMountTable(target: string, nsDir: string): MountStep[] 
     if (!path.startsWith(nsDir + '/')) continue;
     const m = findMount(path, mounts);
     if (m?.fstype === 'fuse.atomfs') ours.push({ target: path, kind: 'fuse' });
-    else if (m?.fstype === 'squashfs') {
+    else if (m !== undefined && FSTYPES.layer.includes(m.fstype)) {
       const dm = /^\/dev\/mapper\/([0-9a-f]+)-verity$/.exec(m.source)?.[1];
       ours.push({ target: path, kind: 'layer', ...(dm !== undefined ? { dm } : {}) });
     }

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FileSource } from './byte-source.js';
+import { FileSource } from '@atomfs/io';
 import { NO_FRAGMENT, type FileInode, type Inode } from './inode.js';
 import type { SquashFS } from './squashfs.js';
 
@@ -123,7 +123,7 @@ export class BlockPrefetch {
     const slotSize = fs.superblock.blockSize;
     const slots = Math.max(4, Math.floor(BUFFER_BYTES / slotSize));
     const shared = new SharedArrayBuffer((CTL_WORDS + 2 * slots) * 4 + slots * slotSize);
-    const data: PrefetchData = { fd: source.descriptor, offset: source.offset, size: source.size, subdir, shared, slots, slotSize };
+    const data: PrefetchData = { fd: source.fd, offset: source.offset, size: source.size, subdir, shared, slots, slotSize };
     return new BlockPrefetch(new Worker(new URL('./prefetch-worker.js', import.meta.url), { workerData: data }), shared, slots, slotSize);
   }
 

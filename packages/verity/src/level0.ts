@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { SaltedBlocks, type HashSpec } from './block-hasher.js';
-import { FileByteSource, type ByteSource } from './byte-source.js';
+import { FileSource } from '@atomfs/io';
+import type { ByteSource } from './byte-source.js';
 import { HashWorkerError, VerityError, VerityTruncatedError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
 import type { HashJob, HashWorkerReady, HashWorkerReply, HashWorkerRequest } from './hash-worker-protocol.js';
@@ -25,7 +26,7 @@ export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
 
 /** A source whose bytes can be read straight from a descriptor (readv into the salted batch). */
 function fdOf(source: ByteSource): { fd: number; offset: number } | null {
-  return source instanceof FileByteSource && source.fd >= 0 ? { fd: source.fd, offset: source.offset } : null;
+  return source instanceof FileSource && source.fd >= 0 ? { fd: source.fd, offset: source.offset } : null;
 }
 
 /** Level 0 on the calling thread. */
@@ -91,7 +92,7 @@ let nextJobId = 1;
  * back in order; at most a few per thread are in flight or waiting, so memory stays bounded.
  */
 export async function* level0Parallel(
-  source: FileByteSource,
+  source: FileSource,
   g: TreeGeometry,
   spec: HashSpec,
   label: string,

@@ -1,6 +1,7 @@
 import { readSync } from 'node:fs';
 import { BlockHasher } from './block-hasher.js';
-import { FileByteSource, checkReadRange, type ByteSource } from './byte-source.js';
+import { FileSource } from '@atomfs/io';
+import { checkReadRange, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
 import { SUPERBLOCK_SIZE, type TreeGeometry } from './geometry.js';
 import { LruMap } from './lru.js';
@@ -147,13 +148,13 @@ export class VerifiedSource implements ByteSource {
   }
 
   /**
-   * Bytes of a run of data blocks. From a FileByteSource they are read into one reused scratch
+   * Bytes of a run of data blocks. From a file source they are read into one reused scratch
    * buffer (a view valid until the next call): a fresh buffer per FUSE read costs page faults,
    * which are slow in VMs. Any other source goes through its read().
    */
   private readRun(position: number, length: number): Buffer {
     const file = this.file;
-    if (!(file instanceof FileByteSource) || file.fd < 0) return file.read(position, length);
+    if (!(file instanceof FileSource) || file.fd < 0) return file.read(position, length);
     checkReadRange(this.label, position, length, file.size);
     if (this.scratch === null || this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.maxRun * this.geometry.dataBlockSize));
     let done = 0;

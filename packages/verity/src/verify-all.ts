@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { BlockHasher, SaltedBlocks, type HashSpec } from './block-hasher.js';
+import { FileSource } from '@atomfs/io';
 import { FileByteSource, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityError } from './errors.js';
 import type { TreeGeometry } from './geometry.js';
@@ -139,7 +140,7 @@ class FullCheck {
 }
 
 function start(source: ByteSource, options: VerifyAllOptions): FullCheck {
-  const label = options.label ?? (source instanceof FileByteSource ? source.label : 'layer');
+  const label = options.label ?? (source instanceof FileSource ? source.label : 'layer');
   const { superblock, geometry } = readSuperblock(source, options.hashOffset, label);
   return new FullCheck(source, geometry, superblock, label, options);
 }
@@ -188,7 +189,7 @@ export async function verifyAll(source: ByteSource | string, options: VerifyAllO
   const parallel = threads > 1 && check.g.dataBytes >= (options.parallelMinBytes ?? PARALLEL_MIN_BYTES) && canParallelize(source) && check.g.levels > 0;
   try {
     if (parallel) {
-      for await (const chunk of level0Parallel(source as FileByteSource, check.g, check.spec, check.label, threads - 1)) check.level0Chunk(chunk);
+      for await (const chunk of level0Parallel(source as FileSource, check.g, check.spec, check.label, threads - 1)) check.level0Chunk(chunk);
     } else {
       for (const chunk of level0Sync(source, check.g, check.spec, check.label)) check.level0Chunk(chunk);
     }

@@ -131,7 +131,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     // A path (not an open source) lets verifyAll hash on worker threads: ~2x on two cores.
     const run = (threads?: number): Promise<VerifyAllResult> =>
       verifyAll(l.path, {
-        hashOffset: hashOffsetOf(l.path),
+        hashOffset: hashOffsetOf(l),
         rootHash,
         label: l.digest,
         ...(threads !== undefined ? { threads } : {}),

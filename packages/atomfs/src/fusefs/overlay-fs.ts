@@ -1,10 +1,9 @@
 import { Errno, FuseErrno, ROOT_ID, type Attr, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
 import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
-import type { SquashFS } from '@atomfs/squashfs';
-import { openLayer, type LayerSpec } from '../layers/open-layer.js';
-import { SquashfsLayer } from '../layers/squashfs-layer.js';
+import { openLayers } from '../layers/image-overlay.js';
+import type { LayerImage } from '../layers/layer-format.js';
+import type { LayerSpec } from '../layers/open-layer.js';
 import { KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
-import { SERVING } from './squashfs-fs.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
 export interface OverlayFsOptions {
@@ -26,13 +25,10 @@ export class OverlayFs implements FileSystem {
   private readonly blksize: number;
 
   /** `reuseBuffers`: read results may be overwritten by the next read (a server that replies first). */
-  constructor(
-    private readonly images: SquashFS[],
-    options: { reuseBuffers?: boolean } = {},
-  ) {
-    this.overlay = new Overlay(images.map((i) => new SquashfsLayer(i, { reuseReadBuffer: options.reuseBuffers === true })));
+  constructor(private readonly images: LayerImage[]) {
+    this.overlay = new Overlay(images.map((i) => i.layer));
     this.rootId = this.overlay.rootId;
-    this.blksize = images[0]?.superblock.blockSize ?? 4096;
+    this.blksize = images[0]?.blockSize ?? 4096;
   }
 
   private toOverlay(node: bigint): bigint {
@@ -163,15 +159,7 @@ export class OverlayFs implements FileSystem {
 
 /** Open every layer (verified where it has a root hash) and build the merged filesystem. */
 export function openOverlayFs(layers: LayerSpec[], options: { reuseBuffers?: boolean } = {}): OverlayFs {
-  const images: SquashFS[] = [];
-  const imageOptions = options.reuseBuffers === true ? SERVING : {};
-  try {
-    for (const l of layers) images.push(openLayer(l, imageOptions));
-  } catch (err) {
-    for (const i of images) i.close();
-    throw err;
-  }
-  return new OverlayFs(images, options);
+  return new OverlayFs(openLayers(layers, options.reuseBuffers === true));
 }
 
 /** Entry point for FUSE worker threads (see @atomfs/fuse FileSystemModule). */

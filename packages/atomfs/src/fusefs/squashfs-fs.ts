@@ -1,5 +1,8 @@
 import { Errno, FuseErrno, ROOT_ID, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
-import { resolvePath, SquashFS, type Inode, type SquashfsOptions } from '@atomfs/squashfs';
+import { resolvePath, SquashFS, type Inode } from '@atomfs/squashfs';
+import { SERVING } from '../layers/serving.js';
+
+export { SERVING };
 import { toFuseAttr } from './attr.js';
 import { checkSquashfsXattrName, KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 
@@ -155,11 +158,3 @@ export function createFileSystem(options: unknown): FileSystem {
   return new SquashfsFs(SquashFS.open(o.image, { offset: o.offset ?? 0, ...SERVING }), o.subdir);
 }
 
-/**
- * How a FUSE server's threads open images. Every READ reply is written before the next read, so
- * decoded blocks may be recycled. The kernel's page cache keeps file data (replies are
- * keep-cache), so the decoded-block cache mostly serves fragment blocks shared by many small
- * files and reads that end inside a block; every thread has its own, so it is kept small to
- * bound the server's RSS (8 MiB = 64 blocks of 128 KiB).
- */
-export const SERVING = { reuseBlockBuffers: true, dataCacheBytes: 8 << 20 } as const satisfies SquashfsOptions;

@@ -1,49 +1,63 @@
-import { FileSource, SquashFS, SquashfsError, type SquashfsOptions } from '@atomfs/squashfs';
+import { ByteRangeError, FileSource, SourceTruncatedError, type ByteSource } from '@atomfs/io';
+import { SquashfsError } from '@atomfs/squashfs';
 import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
-
+import { imageBytes } from './image-size.js';
+import type { LayerFormat, LayerFsType, LayerImage, LayerOpenOptions } from './layer-format.js';
 import { LayerOpenError, VERITY_ALIGN, type LayerSpec } from './layer-spec.js';
+import { squashfsFormat } from './squashfs-format.js';
 
 export { hashOffsetOf, LayerOpenError, type LayerSpec } from './layer-spec.js';
 
+/** Every layer format atomfs reads: the one place that knows which exist. */
+const FORMATS: Partial<Record<LayerFsType, LayerFormat>> = { squashfs: squashfsFormat };
+
+export function layerFormat(fsType: LayerFsType = 'squashfs'): LayerFormat {
+  const f = FORMATS[fsType];
+  if (f === undefined) throw new LayerOpenError(`${fsType} layers are not supported yet`);
+  return f;
+}
+
 /**
- * Open a layer's squashfs image. With a root hash every byte the reader gets comes through a
+ * Open a layer's image. With a root hash every byte the reader gets comes through a
  * VerifiedSource: data blocks are checked against the dm-verity tree before use, so a tampered
- * blob gives errors, never wrong bytes. The squashfs size that locates the verity superblock is
+ * blob gives errors, never wrong bytes. The image size that locates the verity superblock is
  * read unverified, but a wrong value cannot pass: the verity superblock must then sit at the
  * rounded-up size and cover exactly that many blocks, and block 0 (which holds the size) is
- * itself verified against the trusted root hash when the reader reads the superblock.
+ * itself verified against the trusted root hash when the reader reads its superblock.
  */
-export function openLayer(spec: LayerSpec, options: Pick<SquashfsOptions, 'reuseBlockBuffers' | 'dataCacheBytes'> = {}): SquashFS {
-  const file = new FileSource(spec.path);
+export function openLayer(spec: LayerSpec, options: LayerOpenOptions = {}): LayerImage {
+  const format = layerFormat(spec.fsType);
+  // One descriptor for everything: the verity checker reads through it, the reader through that.
+  const file: FileSource = spec.rootHash === undefined ? new FileSource(spec.path, { label: spec.digest }) : new FileByteSource(spec.path, { label: spec.digest });
   try {
-    if (spec.rootHash === undefined) return new SquashFS(file, options);
-    if (file.size < 96) throw new LayerOpenError(`layer ${spec.digest}: ${file.size} bytes is too small for a squashfs image`);
-    const bytesUsed = Number(file.read(40, 8).readBigUInt64LE(0));
-    const hashOffset = Math.ceil(bytesUsed / VERITY_ALIGN) * VERITY_ALIGN;
-    if (!Number.isSafeInteger(hashOffset) || hashOffset <= 0 || hashOffset >= file.size) {
-      throw new LayerOpenError(`layer ${spec.digest} has a root hash but no dm-verity data after its squashfs image`);
-    }
-    // verity's own file source: it reads into reused buffers, a squashfs FileSource allocates per read.
-    file.close();
-    const raw = new FileByteSource(spec.path, { label: spec.digest });
-    let verified;
-    try {
-      verified = openVerified(raw, {
-      hashOffset,
-      rootHash: spec.rootHash,
-      label: spec.digest,
-      expectedDataBlocks: hashOffset / VERITY_ALIGN,
-      algorithms: ['sha256'],
-      });
-    } catch (err) {
-      raw.close();
-      throw err;
-    }
-    return new SquashFS(verified, options);
+    return format.open(spec.rootHash === undefined ? file : verifiedSource(spec, spec.rootHash, format, file), options);
   } catch (err) {
     file.close();
-    if (err instanceof LayerOpenError) throw err;
-    if (err instanceof VerityError || err instanceof SquashfsError) throw new LayerOpenError(`layer ${spec.digest}: ${err.message}`);
-    throw err;
+    throw layerError(spec, err);
   }
+}
+
+function verifiedSource(spec: LayerSpec, rootHash: string, format: LayerFormat, file: ByteSource): ByteSource {
+  const bytes = imageBytes(format.fsType, file);
+  if (typeof bytes === 'string') throw new LayerOpenError(`layer ${spec.digest}: ${bytes}`);
+  const hashOffset = Math.ceil(bytes / VERITY_ALIGN) * VERITY_ALIGN;
+  if (!Number.isSafeInteger(hashOffset) || hashOffset <= 0 || hashOffset >= file.size) {
+    throw new LayerOpenError(`layer ${spec.digest} has a root hash but no dm-verity data after its ${format.fsType} image`);
+  }
+  return openVerified(file, {
+    hashOffset,
+    rootHash,
+    label: spec.digest,
+    expectedDataBlocks: hashOffset / VERITY_ALIGN,
+    algorithms: ['sha256'],
+  });
+}
+
+/** Errors that are facts about the layer's bytes name the layer. */
+function layerError(spec: LayerSpec, err: unknown): unknown {
+  if (err instanceof LayerOpenError) return err;
+  if (err instanceof VerityError || err instanceof SquashfsError || err instanceof ByteRangeError || err instanceof SourceTruncatedError) {
+    return new LayerOpenError(`layer ${spec.digest}: ${err.message}`);
+  }
+  return err;
 }
