@@ -1,6 +1,6 @@
 import type { Attr } from '@atomfs/fuse';
 
-/** What both our filesystems know of an entry (squashfs InodeAttr and overlay NodeAttr agree on it). */
+/** What our filesystems know of an entry (squashfs InodeAttr, overlay NodeAttr and OverlayAttr agree on it). */
 export interface PlainAttr {
   ino: number;
   mode: number;
@@ -15,7 +15,7 @@ export interface PlainAttr {
 }
 
 /** fuse_attr from image attributes: squashfs keeps only mtime, so atime and ctime mirror it (as the kernel shows). */
-export function toFuseAttr(a: PlainAttr, ino: bigint, blksize: number): Attr {
+export function toFuseAttr(a: Omit<PlainAttr, 'ino'>, ino: bigint, blksize: number): Attr {
   return {
     ino,
     size: a.size,

@@ -3,6 +3,7 @@ import { Overlay, OverlayError, type OverlayAttr } from '@atomfs/overlay';
 import { openLayers } from '../layers/image-overlay.js';
 import type { LayerImage } from '../layers/layer-format.js';
 import type { LayerSpec } from '../layers/open-layer.js';
+import { toFuseAttr } from './attr.js';
 import { KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
@@ -11,7 +12,8 @@ export interface OverlayFsOptions {
   layers: LayerSpec[];
 }
 
-const DT_DIR = 0o040000;
+/** S_IFDIR: the file type bits of a directory in st_mode (also d_type's source here). */
+const S_IFDIR = 0o040000;
 
 /**
  * The merged view of an image's layers served over FUSE. Overlay ids are used as FUSE node ids
@@ -39,23 +41,7 @@ export class OverlayFs implements FileSystem {
   }
 
   private attr(a: OverlayAttr): Attr {
-    return {
-      ino: a.ino,
-      size: a.size,
-      blocks: a.blocks ?? Math.ceil(a.size / 512),
-      atime: a.mtime,
-      mtime: a.mtime,
-      ctime: a.mtime,
-      atimensec: 0,
-      mtimensec: 0,
-      ctimensec: 0,
-      mode: a.mode,
-      nlink: a.nlink,
-      uid: a.uid,
-      gid: a.gid,
-      rdev: a.rdev,
-      blksize: KERNEL_BLKSIZE,
-    };
+    return toFuseAttr(a, a.ino, KERNEL_BLKSIZE);
   }
 
   /** Overlay errors carry their errno; everything else (corrupt image, verity mismatch) is EIO. */
@@ -92,7 +78,7 @@ export class OverlayFs implements FileSystem {
   open(node: bigint): OpenResult {
     return this.call(() => {
       const a = this.overlay.getattr(this.toOverlay(node));
-      if ((a.mode & 0o170000) === DT_DIR) throw new FuseErrno(Errno.EISDIR);
+      if ((a.mode & 0o170000) === S_IFDIR) throw new FuseErrno(Errno.EISDIR);
       return { fh: this.toOverlay(node), keepCache: true };
     });
   }
@@ -118,7 +104,7 @@ export class OverlayFs implements FileSystem {
     // ".." carries the parent's inode number, as overlayfs shows it (our inode numbers are node
     // ids). The root's parent is outside the mount: its own number (overlayfs shows one no
     // inode has), never 0, which glibc's readdir would hide.
-    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: parent ?? self.ino, mode: DT_DIR };
+    if (start < 2) yield { name: Buffer.from('..'), cookie: 2n, ino: parent ?? self.ino, mode: S_IFDIR };
     for (let i = Math.max(0, start - 2); i < entries.length; i++) {
       const e = entries[i]!;
       const a = e.attr;
