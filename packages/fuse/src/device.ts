@@ -1,5 +1,6 @@
 /** Opening /dev/fuse, with errors that say why it failed and what to do about it. */
 import { closeSync, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
+import { devMajor, devMinor } from './wire/attr.js';
 import { FuseDeviceError } from './errors.js';
 
 export const DEFAULT_DEVICE = '/dev/fuse';
@@ -62,8 +63,9 @@ export function openFuseDevice(path: string = DEFAULT_DEVICE): number {
   }
   const st = fstatSync(fd);
   const rdev = st.rdev;
-  const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
-  const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & 0xfff00n));
+  // glibc's dev_t and the kernel's encoding agree for numbers this small.
+  const major = devMajor(rdev);
+  const minor = devMinor(rdev);
   if (!st.isCharacterDevice() || major !== FUSE_MAJOR || minor !== FUSE_MINOR) {
     closeSync(fd);
     throw new FuseDeviceError(path, undefined, `${path} is not the FUSE device (expected character device 10,229, found ${st.isCharacterDevice() ? `char ${major},${minor}` : 'no character device'})`);

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BlockPrefetch, prefetched } from './block-prefetch.js';
 import { SquashfsError } from './errors.js';
-import type { FileInode, Inode } from './inode.js';
+import { deviceNumbers, type FileInode, type Inode } from './inode.js';
 import { walkTree } from './paths.js';
 import type { SquashFS } from './squashfs.js';
 
@@ -287,8 +287,7 @@ function makeNode(inode: Inode, tmp: string, target: Buffer): boolean {
   let args: string[];
   if (inode.kind === 'fifo') args = ['mkfifo', tmp];
   else if (inode.kind === 'block' || inode.kind === 'char') {
-    const major = (inode.rdev >> 8) & 0xfff;
-    const minor = (inode.rdev & 0xff) | ((inode.rdev >>> 12) & 0xfff00);
+    const { major, minor } = deviceNumbers(inode.rdev);
     args = ['mknod', tmp, inode.kind === 'block' ? 'b' : 'c', String(major), String(minor)];
   } else return false;
   // Node has no mknod(2): the coreutils tools do it, under an ASCII name (argv strings are UTF-8).

@@ -5,7 +5,7 @@ export { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compre
 export type { DirEntry } from './directory.js';
 export { CorruptImageError, DecompressError, FsError, SquashfsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
 export { extract, type ExtractOptions, type ExtractResult, type ExtractSkip } from './extract.js';
-export { InodeType, NO_FRAGMENT, NO_XATTR, S_IFMT, type DeviceInode, type DirInode, type FileInode, type Inode, type InodeKind, type IpcInode, type SymlinkInode } from './inode.js';
+export { deviceNumbers, InodeType, NO_FRAGMENT, NO_XATTR, S_IFMT, type DeviceInode, type DirInode, type FileInode, type Inode, type InodeKind, type IpcInode, type SymlinkInode } from './inode.js';
 export { METADATA_BLOCK_SIZE } from './metadata.js';
 export { PathApi, resolvePath, walkTree, type PathLike, type WalkEntry } from './paths.js';
 export { SquashFS, type InodeAttr, type SquashfsOptions, type StatFs } from './squashfs.js';

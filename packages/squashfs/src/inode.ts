@@ -261,3 +261,8 @@ function fileInode(
   inode.blockListPos = { block: pos.block, offset: pos.offset };
   return inode;
 }
+
+/** Major and minor of a device inode's rdev (Linux's new_encode_dev, as squashfs stores it). */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  return { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
+}
