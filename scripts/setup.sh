@@ -19,6 +19,8 @@ command -v mkfs.erofs >/dev/null || need_apt+=(erofs-utils)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v lxc-usernsexec >/dev/null || need_apt+=(lxc)
 command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
