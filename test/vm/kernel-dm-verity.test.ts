@@ -337,6 +337,17 @@ describe('kernel dm-verity path (host root with device-mapper)', { concurrency: 
     assert.equal(v.status, 0, showResult(v));
     assert.deepEqual(v.stdout.trim().split('\n').sort(), f.triHex.map((h) => `/dev/mapper/${h}-verity: OK`).sort());
     await umountClean(mp, runDir, dir, f.triHex);
+
+    // --backend fuse on the same kernel: no dm device, verified in userspace, the same view.
+    const mf = await cli(['mount', '--backend', 'fuse', `${f.oci}:tri`, mp], runDir);
+    assert.equal(mf.status, 0, showResult(mf));
+    assert.equal(mountAt(mp)?.fstype, 'fuse.atomfs');
+    assert.deepEqual(ourDevices(f.allHex), [], 'the FUSE path opens no dm device');
+    assert.deepEqual(compareSnapshots(f.truth, await snapshotDir(mp), { ignore: ['dirNlink'] }), [], 'the FUSE view equals the kernel overlay too');
+    const vf = await cli(['verify', mp], runDir);
+    assert.equal(vf.status, 0, showResult(vf));
+    assert.deepEqual(vf.stdout.trim().split('\n').sort(), f.triHex.map((h) => `sha256:${h}: OK`).sort());
+    await umountClean(mp, runDir, dir, f.triHex);
   });
 
   test('a flipped bit in a data block: EIO for that file only, verify says CORRUPTION FOUND; the FUSE path agrees', async (t) => {
