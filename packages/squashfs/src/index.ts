@@ -1,6 +1,6 @@
 export { BufferSource, FileSource, type ByteSource } from './byte-source.js';
 export { ByteLru } from './cache.js';
-export { createDecompressor } from './compression/index.js';
+export { createDecompressor, lz4DecodeBlock } from './compression/index.js';
 export { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
 export type { DirEntry } from './directory.js';
 export { CorruptImageError, DecompressError, FsError, SquashfsError, TruncatedImageError, UnsupportedImageError } from './errors.js';

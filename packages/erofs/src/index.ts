@@ -1,0 +1,20 @@
+export { BufferSource, FileSource, type ByteSource } from './byte-source.js';
+export { NULL_ADDR, type Mapping } from './block-map.js';
+export type { DirEntry } from './directory.js';
+export { Erofs, type ErofsOptions, type InodeAttr, type StatFs } from './erofs.js';
+export { CorruptImageError, DecompressError, ErofsError, FsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
+export { DataLayout, isCompressed, S_IFMT, type ErofsInode, type InodeKind } from './inode.js';
+export { PathApi, resolvePath, walkTree, type PathLike, type WalkEntry } from './paths.js';
+export {
+  COMPRESSION_ALGORITHMS,
+  EROFS_MAGIC,
+  FeatureCompat,
+  FeatureIncompat,
+  parseSuperblock,
+  SUPERBLOCK_OFFSET,
+  SUPPORTED_INCOMPAT,
+  type CompressionAlgorithm,
+  type Superblock,
+} from './superblock.js';
+export type { Xattr } from './xattr.js';
+export { MAX_EXTENT_BYTES, type ZExtent } from './zmap.js';
