@@ -1,21 +1,23 @@
-import { mkdirSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import type { Layer as OciLayer } from '@atomfs/oci';
-import { closeDmLayerIfUnused, openDmLayer } from './dm-verity.js';
-import { startDetached } from './daemon.js';
-import { hashOffsetOf, layerSpecs, type LayerSpec } from './layers/layer-spec.js';
-import { CommandError, InterruptedError } from './errors.js';
+import { layerSpecs, type LayerSpec } from './layers/layer-spec.js';
+import { CommandError } from './errors.js';
 import { isHostRoot, kernelDmVerityAvailable, mountNamespaceId } from './host.js';
-import { openOverlayFs } from './fusefs/overlay-fs.js';
 import { FileLock } from './lock.js';
 import { resolveTarget } from './target.js';
-export { resolveTarget };
-import { ensureStateDir, escapeTarget, findRecord, metadirFor, namespaceDir, readRecord, runtimeDir, writeRecord, type Backend, type MountRecord, type MountStep } from './metadir.js';
-import { isOurServer, isRunning, mountSources, run, stepsFromMountTable, undoMounts, undoRecord, waitForExit } from './undo.js';
+import { ensureStateDir, escapeTarget, findRecord, metadirFor, namespaceDir, readRecord, runtimeDir, type Backend, type MountRecord } from './metadir.js';
+import type { MountBackend, UpperDirs } from './mount/backend.js';
+import { fuseBackend } from './mount/fuse-backend.js';
+import { Journal } from './mount/journal.js';
+import { kernelBackend } from './mount/kernel-backend.js';
+import { isOurServer, stepsFromMountTable, undoMounts, undoRecord, waitForExit } from './undo.js';
 
-/** Overlay options of Go atomfs (molecule.OverlayMountOptions). */
-export const OVERLAY_OPTIONS = 'index=off,xino=on,userxattr';
+export { resolveTarget };
+export { OVERLAY_OPTIONS } from './mount/overlay.js';
+
+const BACKENDS: Record<Backend, MountBackend> = { kernel: kernelBackend, fuse: fuseBackend };
 
 export interface MountOptions {
   ociDir: string;
@@ -36,11 +38,6 @@ export interface MountOptions {
   /** Aborting (e.g. on Ctrl-C) undoes every step made and fails with InterruptedError. */
   signal?: AbortSignal;
   debug: (msg: string) => void;
-}
-
-function mustRun(argv: string[], what: string): void {
-  const r = run(argv);
-  if (!r.ok) throw new CommandError(`${what}: ${r.err || `${argv[0]} failed`}`);
 }
 
 /** Which backend serves this image (see README: kernel only as host root without verity). */
@@ -65,18 +62,6 @@ function lockTarget(target: string, metadirFlag: string | undefined): FileLock {
   const lock = FileLock.acquire(join(dir, `${escapeTarget(target)}.lock`));
   if (lock === undefined) throw new CommandError(`${target} is already being mounted or unmounted by another atomfs command`);
   return lock;
-}
-
-/** Around dm device opening and closing: devices are shared by every image using a layer. */
-function withDmLock<T>(metadirFlag: string | undefined, fn: () => T): T {
-  const dir = ensureStateDir(metadirFlag, 'lock');
-  const lock = FileLock.acquire(join(dir, 'dm.lock'), 60);
-  if (lock === undefined) throw new CommandError('timed out waiting for another atomfs command to finish with dm-verity devices');
-  try {
-    return fn();
-  } finally {
-    lock.release();
-  }
 }
 
 /**
@@ -122,34 +107,6 @@ async function clearEarlierMount(target: string, metadirFlag: string | undefined
   if (findMount(target) !== undefined) throw new CommandError(`${target} is already a mountpoint; unmount it first`);
 }
 
-/** The record and the journal of one mount in progress. */
-class Journal {
-  constructor(
-    readonly metadir: string,
-    readonly record: MountRecord,
-    private readonly signal: AbortSignal | undefined,
-  ) {
-    writeRecord(metadir, record);
-  }
-
-  /** Record `step` as pending, do it, record it as done. */
-  async step(step: MountStep, act: () => void | Promise<void>): Promise<void> {
-    // Signals are delivered by the event loop, which the synchronous steps before held up.
-    await new Promise((r) => setImmediate(r));
-    if (this.signal?.aborted) throw new InterruptedError('interrupted');
-    const s: MountStep = { ...step, pending: true };
-    this.record.atomfs.mounts.push(s);
-    this.save();
-    await act();
-    delete s.pending;
-    this.save();
-  }
-
-  save(): void {
-    writeRecord(this.metadir, this.record);
-  }
-}
-
 async function mountSteps(o: MountOptions, specs: LayerSpec[], backend: Backend, metadir: string): Promise<MountRecord> {
   const target = o.target;
   const writeable = o.writeable || o.persist !== undefined || o.upper !== undefined;
@@ -168,8 +125,10 @@ async function mountSteps(o: MountOptions, specs: LayerSpec[], backend: Backend,
   try {
     const upper = writeable ? upperDirs(o, metadir, record) : undefined;
     if (upper !== undefined) journal.save();
-    if (backend === 'kernel') await mountKernel(o, journal, upper);
-    else await mountFuse(o, specs, journal, upper);
+    await BACKENDS[backend].mount(
+      { target, layers: o.layers, specs, upper, nosuid: o.nosuid === true, nodev: o.nodev === true, metadirFlag: o.metadirFlag, signal: o.signal },
+      journal,
+    );
     record.atomfs.complete = true;
     journal.save();
     return record;
@@ -182,11 +141,6 @@ async function mountSteps(o: MountOptions, specs: LayerSpec[], backend: Backend,
     if (errors.length > 0) throw new CommandError(`${(err as Error).message}; undoing it failed: ${errors.join('; ')}`);
     throw err;
   }
-}
-
-interface UpperDirs {
-  upper: string;
-  work: string;
 }
 
 /**
@@ -215,105 +169,6 @@ function upperDirs(o: MountOptions, metadir: string, record: MountRecord): Upper
 function removeWorkDir(record: MountRecord): void {
   const w = record.atomfs.workDir;
   if (w !== undefined && basename(w).endsWith('.atomfs-work')) rmSync(w, { recursive: true, force: true });
-}
-
-function flagOptions(o: MountOptions): string[] {
-  return [...(o.nosuid ? ['nosuid'] : []), ...(o.nodev ? ['nodev'] : [])];
-}
-
-async function mountKernel(o: MountOptions, journal: Journal, upper: UpperDirs | undefined): Promise<void> {
-  const lowers: string[] = [];
-  const ro = ['ro', ...flagOptions(o)].join(',');
-  for (const l of o.layers) {
-    const mp = join(journal.metadir, 'mounts', l.hex);
-    mkdirSync(mp, { recursive: true });
-    if (l.rootHash !== undefined) {
-      // Host root with device-mapper: the kernel verifies (shared "<hex>-verity" device).
-      const rootHash = l.rootHash;
-      await journal.step({ target: mp, kind: 'layer', dm: l.hex }, () =>
-        withDmLock(o.metadirFlag, () => {
-          const { device } = openDmLayer(l.path, l.hex, rootHash, hashOffsetOf(l));
-          try {
-            mustRun(['mount', '-t', l.fsType, '-o', ro, device, mp], `mounting layer ${l.digest}`);
-          } catch (err) {
-            closeDmLayerIfUnused(l.hex, mountSources());
-            throw err;
-          }
-        }),
-      );
-    } else {
-      await journal.step({ target: mp, kind: 'layer' }, () => mustRun(['mount', '-t', l.fsType, '-o', `${ro},loop`, l.path, mp], `mounting layer ${l.digest}`));
-    }
-    lowers.push(mp);
-  }
-  if (lowers.length === 1 && upper === undefined) {
-    // overlayfs without an upper dir needs two lower dirs.
-    const w = join(journal.metadir, 'mounts', 'workaround');
-    mkdirSync(w);
-    lowers.push(w);
-  }
-  await journal.step({ target: o.target, kind: 'overlay' }, () => mountOverlay(o, lowers, upper));
-}
-
-async function mountFuse(o: MountOptions, specs: LayerSpec[], journal: Journal, upper: UpperDirs | undefined): Promise<void> {
-  // Open every layer here first: a bad root hash or a corrupt superblock is reported by this
-  // command, not buried in a server log.
-  openOverlayFs(specs).close();
-  const metadir = journal.metadir;
-  const record = journal.record;
-  const fuseTarget = upper !== undefined ? join(metadir, 'mounts', 'merged') : o.target;
-  if (upper !== undefined) mkdirSync(fuseTarget);
-  const log = join(metadir, 'server.log');
-  const specFile = join(metadir, 'serve.json');
-  writeFileSync(specFile, JSON.stringify({ mountpoint: fuseTarget, layers: specs, debug: false, nosuid: o.nosuid === true, nodev: o.nodev === true }) + '\n', { mode: 0o600 });
-  record.atomfs.serverLog = log;
-  await journal.step({ target: fuseTarget, kind: 'fuse' }, async () => {
-    const onSpawn = (pid: number) => {
-      record.atomfs.serverPid = pid;
-      journal.save();
-    };
-    await startDetached(['__serve', specFile], log, { onSpawn, ...(o.signal !== undefined ? { signal: o.signal } : {}) });
-    checkServing(fuseTarget, record.atomfs.serverPid);
-  });
-  if (upper !== undefined) await journal.step({ target: o.target, kind: 'overlay' }, () => mountOverlay(o, [fuseTarget], upper));
-}
-
-/**
- * The server said "ready": make sure the mount is there and answers (a request round trip), so
- * this command never returns success for a server that died right after.
- */
-function checkServing(mountpoint: string, pid: number | undefined): void {
-  const m = findMount(mountpoint);
-  try {
-    if (m?.fstype !== 'fuse.atomfs') throw new Error('not mounted');
-    statfsSync(mountpoint);
-  } catch (err) {
-    throw new CommandError(`the server (pid ${pid ?? '?'}) stopped serving ${mountpoint} right after starting: ${(err as Error).message}`);
-  }
-  if (pid !== undefined && !isRunning(pid)) throw new CommandError(`the server (pid ${pid}) of ${mountpoint} exited right after starting`);
-}
-
-/**
- * A path as an overlayfs option value: overlayfs takes a backslash as an escape (metadir names
- * hold "\x2d") and ":" as the lowerdir separator; a comma would end the option.
- */
-function overlayPath(p: string): string {
-  if (p.includes(',')) throw new CommandError(`overlayfs cannot take a path with a comma: ${p}`);
-  return p.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-}
-
-function mountOverlay(o: MountOptions, lowers: string[], upper: UpperDirs | undefined): void {
-  const flags = flagOptions(o).map((f) => `,${f}`).join('');
-  let opts: string;
-  if (upper !== undefined) {
-    // Like Go atomfs: the target itself is the top lower dir, so what it held shows through.
-    const lower = [o.target, ...lowers].map(overlayPath).join(':');
-    opts = `lowerdir=${lower},upperdir=${overlayPath(upper.upper)},workdir=${overlayPath(upper.work)},${OVERLAY_OPTIONS}${flags}`;
-  } else {
-    opts = `lowerdir=${lowers.map(overlayPath).join(':')},${OVERLAY_OPTIONS}${flags}`;
-  }
-  if (opts.length > 4096) throw new CommandError('too many lower dirs; must have fewer than 4096 chars');
-  mustRun(['mount', '-t', 'overlay', 'overlay', '-o', opts, o.target], `mounting the overlay at ${o.target}`);
 }
 
 /** Undo what `mountImage` recorded for `target` and remove its metadir (not an upper/persist dir). */
