@@ -2,3 +2,4 @@ export { toAsync, type AsyncByteSource, type ByteSource, type DualByteSource } f
 export { BufferSource } from './buffer-source.js';
 export { FileSource, type FileSourceOptions } from './file-source.js';
 export { ByteRangeError, inRange, SourceTruncatedError } from './errors.js';
+export { Lru } from './lru.js';

@@ -16,7 +16,7 @@ describe('ByteLru', () => {
     const c = new ByteLru<number, number>(1000, (v) => evicted.push(v));
     for (let i = 0; i < 500; i++) {
       c.set(i, i, 10 + (i % 7) * 10);
-      assert.ok(c.bytesUsed <= 1000, `used ${c.bytesUsed} after set ${i}`);
+      assert.ok(c.costUsed <= 1000, `used ${c.costUsed} after set ${i}`);
     }
     const kept = [...Array(500).keys()].filter((i) => c.get(i) !== undefined);
     assert.equal(new Set([...kept, ...evicted]).size, 500, 'every value is kept or was evicted');
@@ -51,7 +51,7 @@ describe('ByteLru', () => {
     c.set('k', 'new', 10);
     assert.deepEqual(evicted, ['old']);
     assert.equal(c.get('k'), 'new');
-    assert.equal(c.bytesUsed, 10);
+    assert.equal(c.costUsed, 10);
   });
 });
 
