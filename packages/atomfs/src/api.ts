@@ -31,6 +31,8 @@ export interface MountRequest {
   /** Runtime dir for mount state (default: see runtimeDir in metadir.ts and the README). */
   metadir?: string;
   backend?: 'auto' | Backend;
+  /** A docker:// image over plain HTTP (registries on loopback only). */
+  insecure?: boolean;
   /** Aborting undoes every step made and rejects with InterruptedError. */
   signal?: AbortSignal;
   /** Progress lines ("backend fuse, metadir ..."). */
@@ -56,7 +58,10 @@ export interface AtomfsMount {
 /** Mount an image; resolves once the mount serves, with what was mounted. */
 export async function mount(req: MountRequest): Promise<AtomfsMount> {
   if (process.geteuid?.() !== 0) throw new CommandError('Please run as root, or in a user namespace (e.g. unshare -Umr)');
-  const { ociDir, tag, image } = await resolveRef(req.image);
+  const { ociDir, tag, image } = await resolveRef(req.image, { insecure: req.insecure === true });
+  // A registry image is read lazily through the blob cache: only the FUSE server can do that.
+  const remote = image.layers.some((l) => 'remote' in l);
+  if (remote && req.backend === 'kernel') throw new CommandError(`${req.image}: registry images are served by the FUSE backend (the kernel needs local layer files: copy the image to an OCI layout to mount it with --backend kernel)`);
   const target = resolveTarget(req.target);
   if (!existsSync(target) || !statSync(target).isDirectory()) throw new CommandError(`target ${target} does not exist or is not a directory`);
   const record = await mountImage({
@@ -71,7 +76,7 @@ export async function mount(req: MountRequest): Promise<AtomfsMount> {
     nosuid: req.nosuid === true,
     nodev: req.nodev === true,
     metadirFlag: req.metadir,
-    backend: req.backend ?? 'auto',
+    backend: remote ? 'fuse' : (req.backend ?? 'auto'),
     ...(req.signal !== undefined ? { signal: req.signal } : {}),
     debug: req.debug ?? (() => {}),
   });

@@ -32,12 +32,14 @@ async function helpFor(cmd: string | undefined, sub?: string): Promise<string> {
       return (await image()).IMAGE_READ_HELP;
     case 'verity':
       return (await verity()).VERITY_CMD_HELP;
+    case 'pull':
+      return (await import('./commands/pull.js')).PULL_HELP;
     default:
       return HELP;
   }
 }
 
-const COMMANDS = new Set(['mount', 'umount', 'unmount', 'list', 'verify', 'ls', 'cat', 'sqfs', 'verity']);
+const COMMANDS = new Set(['mount', 'umount', 'unmount', 'list', 'verify', 'ls', 'cat', 'sqfs', 'verity', 'pull']);
 
 /** `-h`/`--help` among a command's arguments (before a `--`): its help is wanted, whatever else is there. */
 function wantsHelp(args: readonly string[]): boolean {
@@ -58,6 +60,7 @@ Commands:
   verify   check every block of every layer against dm-verity: atomfs verify TARGET|OCIDIR:TAG
   ls       list the merged image without mounting: atomfs ls OCIDIR:TAG [PATH]
   cat      print a file of the merged image: atomfs cat OCIDIR:TAG PATH
+  pull     fetch a registry image into the blob cache: atomfs pull docker://HOST/REPO:TAG
   sqfs     read or mount a single squashfs image (ls, cat, extract, info, mount, umount)
   verity   append dm-verity data to a squashfs layer file (format), or show it (dump)
   help     show this help, or a command's: atomfs help COMMAND [SUBCOMMAND]
@@ -111,6 +114,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await image()).imageReadCommand(cmd, rest);
       case 'verity':
         return await (await verity()).verityCommand(rest);
+      case 'pull':
+        return await (await import('./commands/pull.js')).pullCommand(rest);
       case '__serve':
         return await (await import('./commands/serve.js')).serveCommand(rest);
       case undefined:

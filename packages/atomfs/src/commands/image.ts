@@ -10,7 +10,7 @@ import { resolveTarget } from '../molecule.js';
 import { namespaceHasNoOtherProcess } from '../host.js';
 import { resolveRef } from './image-ref.js';
 
-export const MOUNT_HELP = `Usage: atomfs mount [options] OCIDIR:TAG TARGET
+export const MOUNT_HELP = `Usage: atomfs mount [options] OCIDIR:TAG|docker://HOST[:PORT]/REPO:TAG TARGET
 
 Mount the image TAG of the OCI layout OCIDIR at TARGET (an existing directory), read-only unless
 --writeable. OCIDIR:TAG splits at the first colon (the tag may contain colons).
@@ -33,6 +33,7 @@ Options:
   --metadir DIR             runtime dir for mount state; default /run/atomfs as host root, else
                             $XDG_RUNTIME_DIR/atomfs, else /tmp/atomfs-run-<uid> (0700)
   --backend auto|kernel|fuse  force a mount path (default auto)
+  --insecure                docker:// images: plain HTTP (registries on loopback only)
   --debug                   say what is done, on stderr
 
 In a user namespace the mount exists only in that namespace: mount, use and unmount from one
@@ -89,6 +90,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
     nodev: { type: 'boolean' },
     metadir: { type: 'string' },
     backend: { type: 'string' },
+    insecure: { type: 'boolean' },
     debug: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -104,7 +106,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
   if (values.metadir === '') throw new UsageError('--metadir needs a directory (it is empty)');
   if (values.upper !== undefined && values.persist !== undefined) throw new UsageError('--upper and --persist exclude each other');
   if (process.geteuid?.() !== 0) {
-    await resolveRef(positionals[0]!); // Go atomfs reports a bad image reference first
+    await resolveRef(positionals[0]!, { insecure: values.insecure === true }); // Go atomfs reports a bad image reference first
     process.stdout.write(NOT_ROOT);
     return 1;
   }
@@ -124,6 +126,7 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
       nodev: values.nodev === true,
       ...(values.metadir !== undefined ? { metadir: values.metadir } : {}),
       backend,
+      insecure: values.insecure === true,
       signal: interrupt.signal,
       debug: (m) => {
         if (debug) process.stderr.write(`atomfs: ${m}\n`);
@@ -179,21 +182,23 @@ export function listCommand(argv: string[]): number {
   return 0;
 }
 
-export const IMAGE_READ_HELP = `Usage: atomfs ls [--json] [--allow-missing-verity] OCIDIR:TAG [PATH]
-       atomfs cat [--allow-missing-verity] OCIDIR:TAG PATH
+export const IMAGE_READ_HELP = `Usage: atomfs ls [--json] [--allow-missing-verity] [--insecure] OCIDIR:TAG [PATH]
+       atomfs cat [--allow-missing-verity] [--insecure] OCIDIR:TAG PATH
 
 Read the merged image (all layers, as the mount shows it) without mounting it, every block
 verified against the layers' root hashes. ls lists PATH (default /) recursively, one path a line
 (raw bytes for names that are not UTF-8); --json prints one JSON object a line, the same form as
-'atomfs sqfs ls --json' (see the README). cat writes a regular file's content to stdout.`;
+'atomfs sqfs ls --json' (see the README). cat writes a regular file's content to stdout.
+OCIDIR:TAG may be docker://HOST[:PORT]/REPO:TAG (or @sha256:...): only the blocks read are
+fetched (into the blob cache), each verified; --insecure allows plain HTTP to a loopback registry.`;
 
 /** `atomfs ls|cat OCIDIR:TAG [PATH]`: read the merged image without mounting it. */
 export async function imageReadCommand(cmd: 'ls' | 'cat', argv: string[]): Promise<number> {
-  const { values, positionals } = parse(rawArgs(argv), { 'allow-missing-verity': { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(rawArgs(argv), { 'allow-missing-verity': { type: 'boolean' }, json: { type: 'boolean' }, insecure: { type: 'boolean' } });
   if (positionals.length < 1 || positionals.length > 2 || (cmd === 'cat' && positionals.length !== 2)) {
     throw new UsageError(cmd === 'cat' ? 'cat takes OCIDIR:TAG PATH' : 'ls takes OCIDIR:TAG [PATH]');
   }
-  const { image } = await resolveRef(positionals[0]!);
+  const { image } = await resolveRef(positionals[0]!, { insecure: values.insecure === true });
   const fs = openImageOverlay(layerSpecs(image.layers, values['allow-missing-verity'] === true));
   try {
     const ov = fs.overlay;

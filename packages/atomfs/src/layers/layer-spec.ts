@@ -1,5 +1,6 @@
 import { FileSource } from '@atomfs/io';
 import type { Layer as OciLayer } from '@atomfs/oci';
+import type { RemoteBlob } from '@atomfs/registry';
 import { CommandError } from '../errors.js';
 import { imageBytes } from './image-size.js';
 import type { LayerFsType } from './layer-format.js';
@@ -18,6 +19,11 @@ export interface LayerSpec {
   rootHash?: string;
   /** The blob's filesystem, from its media type (absent in records of older versions: squashfs). */
   fsType?: LayerFsType;
+  /**
+   * A layer read from a registry: where to fetch it and where it is cached (`path` is its place
+   * in the cache). Holds no secret: credentials stay in the auth file it names.
+   */
+  remote?: RemoteBlob;
 }
 
 /** A layer that cannot be opened: the message names the layer and what is wrong. */
@@ -36,7 +42,8 @@ export function layerSpecs(layers: readonly OciLayer[], allowMissingVerity: bool
     if (l.rootHash === undefined && !allowMissingVerity) {
       throw new CommandError(`${l.digest} has no root hash in ${ROOT_HASH_ANNOTATIONS}; mount with --allow-missing-verity to use it unchecked`);
     }
-    return { path: l.path, digest: l.digest, fsType: l.fsType, ...(l.rootHash !== undefined ? { rootHash: l.rootHash } : {}) };
+    const remote = (l as OciLayer & { remote?: RemoteBlob }).remote;
+    return { path: l.path, digest: l.digest, fsType: l.fsType, ...(l.rootHash !== undefined ? { rootHash: l.rootHash } : {}), ...(remote !== undefined ? { remote } : {}) };
   });
 }
 

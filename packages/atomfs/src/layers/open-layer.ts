@@ -1,6 +1,7 @@
 import { ByteRangeError, FileSource, SourceTruncatedError, type ByteSource } from '@atomfs/io';
 import { SquashfsError } from '@atomfs/squashfs';
 import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
+import { RemoteBlobSource } from '@atomfs/registry';
 import { imageBytes } from './image-size.js';
 import type { LayerFormat, LayerFsType, LayerImage, LayerOpenOptions } from './layer-format.js';
 import { LayerOpenError, VERITY_ALIGN, type LayerSpec } from './layer-spec.js';
@@ -28,11 +29,17 @@ export function layerFormat(fsType: LayerFsType = 'squashfs'): LayerFormat {
 export function openLayer(spec: LayerSpec, options: LayerOpenOptions = {}): LayerImage {
   const format = layerFormat(spec.fsType);
   // One descriptor for everything: the verity checker reads through it, the reader through that.
-  const file: FileSource = spec.rootHash === undefined ? new FileSource(spec.path, { label: spec.digest }) : new FileByteSource(spec.path, { label: spec.digest });
+  // A registry layer reads through the blob cache; the verity check on top is the same.
+  const file: ByteSource =
+    spec.remote !== undefined
+      ? new RemoteBlobSource(spec.remote, { label: spec.digest })
+      : spec.rootHash === undefined
+        ? new FileSource(spec.path, { label: spec.digest })
+        : new FileByteSource(spec.path, { label: spec.digest });
   try {
     return format.open(spec.rootHash === undefined ? file : verifiedSource(spec, spec.rootHash, format, file), options);
   } catch (err) {
-    file.close();
+    file.close?.();
     throw layerError(spec, err);
   }
 }
