@@ -1,10 +1,8 @@
 import { CorruptImageError } from './errors.js';
 import type { DirInode } from './inode.js';
-import { makeRef, RecordScratch, type MetadataPosition, type MetadataReader } from './metadata.js';
+import { makeRef, type MetadataPosition, type MetadataReader } from './metadata.js';
 
-/** Run headers and entry records of the listing being scanned, decoded at once (see RecordScratch). */
-const DIR_HEADER = new RecordScratch(12);
-const DIR_ENTRY = new RecordScratch(8);
+// Run headers and entry records are read into the table reader's scratch and decoded at once.
 
 /** One entry of a directory listing. */
 export interface DirEntry {
@@ -100,14 +98,14 @@ export class DirectoryReader {
     while (consumed < total) {
       const at = pos.block;
       if (left === 0) {
-        const h = DIR_HEADER.read(this.meta, pos, 12);
+        const h = this.meta.header.read(this.meta, pos, 12);
         header = { count: h.readUInt32LE(0) + 1, startBlock: h.readUInt32LE(4), inodeNumber: h.readUInt32LE(8) };
         if (header.count > MAX_RUN) throw new CorruptImageError(`directory run of ${header.count} entries is over ${MAX_RUN}`, at);
         left = header.count;
         consumed += 12;
         continue;
       }
-      const e = DIR_ENTRY.read(this.meta, pos, 8);
+      const e = this.meta.body.read(this.meta, pos, 8);
       const nameSize = e.readUInt16LE(6) + 1;
       if (nameSize > MAX_NAME) throw new CorruptImageError(`directory entry name length ${nameSize} is over ${MAX_NAME}`, at);
       const type = e.readUInt16LE(4);

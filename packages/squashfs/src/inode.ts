@@ -1,5 +1,5 @@
 import { CorruptImageError } from './errors.js';
-import { RecordScratch, type MetadataPosition, type MetadataReader } from './metadata.js';
+import type { MetadataPosition, MetadataReader } from './metadata.js';
 
 /** inode_type values: 1..7 basic, 8..14 extended. */
 export enum InodeType {
@@ -28,8 +28,6 @@ export const NO_FRAGMENT = 0xffffffff;
  * The 16-byte header and the type-specific part of the inode being decoded. Two, because the
  * header is read before the part; both are decoded into numbers before readInode returns.
  */
-const HEADER = new RecordScratch(16);
-const BODY = new RecordScratch(40);
 /** Longest symlink target mksquashfs writes (SQUASHFS_SYMLINK_MAX). */
 const SYMLINK_MAX = 65535;
 
@@ -109,7 +107,7 @@ export interface InodeContext {
  */
 export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: number, ctx: InodeContext): Inode {
   const at = pos.block;
-  const h = HEADER.read(meta, pos, 16);
+  const h = meta.header.read(meta, pos, 16);
   const type = h.readUInt16LE(0) as InodeType;
   if (type < 1 || type > 14) throw new CorruptImageError(`inode type ${type} is invalid`, at);
   const basic = type > 7 ? type - 7 : type;
@@ -129,7 +127,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
   const kind = KINDS[basic]!;
   switch (type) {
     case InodeType.Dir: {
-      const b = BODY.read(meta, pos, 16);
+      const b = meta.body.read(meta, pos, 16);
       return {
         ...common,
         kind: 'dir',
@@ -143,7 +141,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
       };
     }
     case InodeType.LDir: {
-      const b = BODY.read(meta, pos, 24);
+      const b = meta.body.read(meta, pos, 24);
       const inode: DirInode = {
         ...common,
         kind: 'dir',
@@ -159,13 +157,13 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
       return checkDir(inode, at);
     }
     case InodeType.File: {
-      const b = BODY.read(meta, pos, 16);
+      const b = meta.body.read(meta, pos, 16);
       const fragment = b.readUInt32LE(4);
       const fileSize = b.readUInt32LE(12);
       return fileInode(common, b.readUInt32LE(0), fileSize, 0, fragment, b.readUInt32LE(8), pos, ctx, at);
     }
     case InodeType.LFile: {
-      const b = BODY.read(meta, pos, 40);
+      const b = meta.body.read(meta, pos, 40);
       common.nlink = b.readUInt32LE(24);
       common.xattrIndex = b.readUInt32LE(36);
       const inode = fileInode(
@@ -183,13 +181,13 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     }
     case InodeType.Symlink:
     case InodeType.LSymlink: {
-      const b = BODY.read(meta, pos, 8);
-      // Both fields now: BODY is read again below.
+      const b = meta.body.read(meta, pos, 8);
+      // Both fields now: the body scratch is read again below.
       const nlink = b.readUInt32LE(0);
       const size = b.readUInt32LE(4);
       if (size > SYMLINK_MAX) throw new CorruptImageError(`symlink target length ${size} is over ${SYMLINK_MAX}`, at);
       const target = meta.read(pos, size);
-      const xattrIndex = type === InodeType.LSymlink ? BODY.read(meta, pos, 4).readUInt32LE(0) : NO_XATTR;
+      const xattrIndex = type === InodeType.LSymlink ? meta.body.read(meta, pos, 4).readUInt32LE(0) : NO_XATTR;
       return { ...common, kind: 'symlink', nlink, target, xattrIndex };
     }
     case InodeType.BlockDev:
@@ -197,7 +195,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     case InodeType.LBlockDev:
     case InodeType.LCharDev: {
       const ext = type > 7;
-      const b = BODY.read(meta, pos, ext ? 12 : 8);
+      const b = meta.body.read(meta, pos, ext ? 12 : 8);
       return {
         ...common,
         kind: kind as 'block' | 'char',
@@ -208,7 +206,7 @@ export function readInode(meta: MetadataReader, pos: MetadataPosition, ref: numb
     }
     default: {
       const ext = type > 7;
-      const b = BODY.read(meta, pos, ext ? 8 : 4);
+      const b = meta.body.read(meta, pos, ext ? 8 : 4);
       return {
         ...common,
         kind: kind as 'fifo' | 'socket',

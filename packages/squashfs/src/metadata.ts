@@ -24,6 +24,14 @@ export interface MetadataPosition {
  * records across block boundaries. Every block must lie below `end` (bytes_used).
  */
 export class MetadataReader {
+  /**
+   * Scratch space for fixed-size records (inode and directory headers, bodies, entries) read
+   * from this table: each decoder uses one before it reads the next, so they are reused instead
+   * of allocating a Buffer per record.
+   */
+  readonly header = new RecordScratch(16);
+  readonly body = new RecordScratch(40);
+
   constructor(
     private readonly source: ByteSource,
     private readonly decompressor: Decompressor,
