@@ -44,16 +44,9 @@ export function devNumbers(rdev: number): { major: number; minor: number } {
   return { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
 }
 
-export interface ListedEntry {
+/** What a lister knows of an entry: raw name bytes, and a device's rdev rather than its numbers. */
+export interface ListedEntry extends Omit<ListingRecord, 'path' | 'pathBase64' | 'target' | 'targetBase64' | 'major' | 'minor'> {
   path: Buffer;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  nlink: number;
-  inode: number;
   target?: Buffer;
   rdev?: number;
 }
