@@ -65,7 +65,7 @@ class Harness {
   readonly session: Session;
   writeError: string | undefined;
 
-  constructor(config: Partial<SessionConfig> = {}, init = true) {
+  constructor(config: Partial<SessionConfig> = {}, init = true, kernelFlags = ALL_KERNEL_FLAGS) {
     this.session = new Session(
       this.fs,
       { ...DEFAULT_SESSION_CONFIG, ...config },
@@ -78,7 +78,7 @@ class Harness {
       },
       (line) => this.logs.push(line),
     );
-    if (init) this.call(Opcode.INIT, 0n, initBody(7, 45, ALL_KERNEL_FLAGS));
+    if (init) this.call(Opcode.INIT, 0n, initBody(7, 45, kernelFlags));
   }
 
   /** Sends one request; returns its reply (asserting there is exactly one). */
@@ -259,7 +259,8 @@ describe('requests', () => {
   });
 
   it('opens with KEEP_CACHE / CACHE_DIR for an immutable FileSystem and refuses write access', () => {
-    const h = new Harness();
+    // A kernel that cannot open without asking (no NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT).
+    const h = new Harness({}, true, ALL_KERNEL_FLAGS & ~(InitFlag.NO_OPEN_SUPPORT | InitFlag.NO_OPENDIR_SUPPORT));
     const o = decodeOpenOut(h.call(Opcode.OPEN, id('one'), u32pair(0)).payload, 0);
     assert.equal(o.fh, id('one'));
     assert.equal(o.openFlags, OpenFlag.KEEP_CACHE);
@@ -268,6 +269,33 @@ describe('requests', () => {
     assert.equal(d.openFlags, OpenFlag.CACHE_DIR | OpenFlag.KEEP_CACHE);
     assert.equal(h.call(Opcode.OPEN, id('one'), u32pair(1)).error, -Errno.EROFS);
     assert.equal(h.call(Opcode.OPEN, id('one'), u32pair(2)).error, -Errno.EROFS);
+  });
+
+  it('leaves OPEN and OPENDIR to the kernel when the FileSystem keeps no per-open state, reading by node id', () => {
+    const h = new Harness();
+    // MemFs counts opens (release): the kernel must keep asking for files.
+    assert.equal(decodeOpenOut(h.call(Opcode.OPEN, id('one'), u32pair(0)).payload, 0).fh, id('one'));
+    // No opendir/releasedir: ENOSYS, and the kernel opens directories with CACHE_DIR | KEEP_CACHE itself.
+    assert.equal(h.call(Opcode.OPENDIR, 1n, u32pair(0o200000)).error, -Errno.ENOSYS);
+
+    const g = new Harness();
+    (g.fs as { release?: unknown }).release = undefined;
+    assert.equal(g.call(Opcode.OPEN, id('one'), u32pair(1)).error, -Errno.EROFS);
+    assert.equal(g.call(Opcode.OPEN, id('one'), u32pair(0)).error, -Errno.ENOSYS);
+    // Later READs and LSEEKs carry fh 0: served as if the handle were the node id.
+    const r = g.call(Opcode.READ, id('f4097'), readBody(0n, 4000n, 200));
+    assert.equal(r.error, 0);
+    assert.deepEqual(r.payload, g.fs.read(id('f4097'), id('f4097'), 4000, 97));
+
+    // A handle that is not the node id is per-open state: OPEN stays.
+    const k = new Harness();
+    (k.fs as { release?: unknown }).release = undefined;
+    k.fs.open = () => ({ fh: 7n });
+    assert.equal(decodeOpenOut(k.call(Opcode.OPEN, id('one'), u32pair(0)).payload, 0).fh, 7n);
+    // So does a kernel that does not offer NO_OPEN_SUPPORT.
+    const old = new Harness({}, true, ALL_KERNEL_FLAGS & ~InitFlag.NO_OPEN_SUPPORT);
+    (old.fs as { release?: unknown }).release = undefined;
+    assert.equal(decodeOpenOut(old.call(Opcode.OPEN, id('one'), u32pair(0)).payload, 0).fh, id('one'));
   });
 
   it('reads, including past 2^53 and with a FileSystem returning too much', () => {
@@ -279,7 +307,7 @@ describe('requests', () => {
     assert.equal(h.call(Opcode.READ, id('f4097'), readBody(id('f4097'), 0n, 10)).payload.length, 10);
   });
 
-  it('answers EROFS to writes, ENOSYS to unknown/optional ops, 0 to FLUSH; no reply to INTERRUPT', () => {
+  it('answers EROFS to writes, ENOSYS to unknown/optional ops and FLUSH; no reply to INTERRUPT', () => {
     const h = new Harness();
     for (const op of [Opcode.SETATTR, Opcode.MKNOD, Opcode.MKDIR, Opcode.UNLINK, Opcode.RMDIR, Opcode.RENAME, Opcode.LINK, Opcode.SYMLINK, Opcode.WRITE, Opcode.CREATE, Opcode.SETXATTR, Opcode.REMOVEXATTR, Opcode.FALLOCATE, Opcode.RENAME2, Opcode.COPY_FILE_RANGE, Opcode.TMPFILE]) {
       assert.equal(h.call(op, 1n, Buffer.alloc(64)).error, -Errno.EROFS, `opcode ${op}`);
@@ -287,7 +315,8 @@ describe('requests', () => {
     for (const op of [Opcode.STATX, Opcode.LSEEK, Opcode.IOCTL, Opcode.POLL, Opcode.BMAP, 999]) {
       assert.equal(h.call(op, 1n, Buffer.alloc(64)).error, -Errno.ENOSYS, `opcode ${op}`);
     }
-    assert.equal(h.call(Opcode.FLUSH, 1n, Buffer.alloc(24)).error, 0);
+    // ENOSYS once and the kernel stops flushing on close (close(2) still returns 0).
+    assert.equal(h.call(Opcode.FLUSH, 1n, Buffer.alloc(24)).error, -Errno.ENOSYS);
     h.noReply(Opcode.INTERRUPT, 0n, Buffer.alloc(8));
     assert.equal(h.call(Opcode.ACCESS, 1n, u32pair(4)).error, 0);
     assert.equal(h.call(Opcode.ACCESS, 1n, u32pair(2)).error, -Errno.EROFS);
