@@ -31,6 +31,8 @@ function detachLoopSync(device: string): void {
 export interface LoopMountOptions {
   /** Byte offset of the squashfs image inside the file (e.g. an image with a header). */
   offset?: number;
+  /** Filesystem type for `mount -t` (default squashfs). */
+  fsType?: 'squashfs' | 'erofs';
 }
 
 /**
@@ -51,7 +53,7 @@ export async function withLoopMount<T>(image: string, fn: (mountpoint: string) =
     stack.add(`detach ${dev}`, () => detachLoopSync(dev));
     trackMount(mnt);
     stack.add(`unmount ${mnt}`, () => unmountSync(mnt));
-    await run(['mount', '-t', 'squashfs', '-o', 'ro', dev, mnt]);
+    await run(['mount', '-t', opts.fsType ?? 'squashfs', '-o', 'ro', dev, mnt]);
     return await fn(mnt);
   });
 }

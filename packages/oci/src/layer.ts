@@ -71,7 +71,7 @@ export function layerFromDescriptor(layoutDir: string, desc: Descriptor, where: 
   const known = LAYER_MEDIA_TYPES.get(mt);
   if (known === undefined) {
     if (mt.startsWith(MEDIA_TYPE_PREFIX_EROFS)) {
-      throw new UnsupportedLayerError(digest.text, mt, `erofs layers are not supported yet: layer ${digest.text} has media type ${show(mt)}`);
+      throw new UnsupportedLayerError(digest.text, mt, `unknown erofs media-type ${show(mt)} (layer ${digest.text}; stacker writes ${MEDIA_TYPE_PREFIX_EROFS}+lz4, +lz4hc or +zstd, each optionally +verity)`);
     }
     throw new UnsupportedLayerError(
       digest.text,

@@ -8,7 +8,7 @@ export const MEDIA_TYPE_DESCRIPTOR = 'application/vnd.oci.descriptor.v1+json';
 
 /** The common stem of stacker's squashfs layer media types. */
 export const MEDIA_TYPE_PREFIX_SQUASHFS = 'application/vnd.stacker.image.layer.squashfs';
-/** The stem of stacker's erofs layer media types (recognised only to say they are not supported yet). */
+/** The stem of stacker's erofs layer media types (`+<compressor>`, optionally `+verity`). */
 export const MEDIA_TYPE_PREFIX_EROFS = 'application/vnd.stacker.image.layer.erofs';
 
 /** What stacker ≥ v1.1 writes for a zstd squashfs layer; our writer's default. */
@@ -16,7 +16,7 @@ export const MEDIA_TYPE_SQUASHFS_ZSTD = 'application/vnd.stacker.image.layer.squ
 /** What stacker v1.0.x (atomfs ≤ v1.1.x) wrote. */
 export const MEDIA_TYPE_SQUASHFS_ZSTD_VERITY_LEGACY = 'application/vnd.stacker.image.layer.squashfs+zstd+verity';
 
-export type LayerFsType = 'squashfs';
+export type LayerFsType = 'squashfs' | 'erofs';
 
 /** What a layer media type says about the blob (the compressor in the name is not needed: the
  * squashfs superblock says it, and the root-hash annotation, not a `+verity`, says verity). */
@@ -36,6 +36,11 @@ export const LAYER_MEDIA_TYPES: ReadonlyMap<string, LayerMediaType> = new Map<st
   [MEDIA_TYPE_SQUASHFS_ZSTD, { fsType: 'squashfs' }],
   [`${MEDIA_TYPE_PREFIX_SQUASHFS}+gzip+verity`, { fsType: 'squashfs' }],
   [MEDIA_TYPE_SQUASHFS_ZSTD_VERITY_LEGACY, { fsType: 'squashfs' }],
+  // erofs: what stacker and Go atomfs (GenerateErofsMediaType) write, `+<lz4|lz4hc|zstd>[+verity]`.
+  ...['lz4', 'lz4hc', 'zstd'].flatMap((c): [string, LayerMediaType][] => [
+    [`${MEDIA_TYPE_PREFIX_EROFS}+${c}`, { fsType: 'erofs' }],
+    [`${MEDIA_TYPE_PREFIX_EROFS}+${c}+verity`, { fsType: 'erofs' }],
+  ]),
 ]);
 
 /** Top-level index.json annotation naming a tag. */

@@ -1,16 +1,18 @@
 import { ByteRangeError, FileSource, SourceTruncatedError, type ByteSource } from '@atomfs/io';
+import { ErofsError } from '@atomfs/erofs';
 import { SquashfsError } from '@atomfs/squashfs';
 import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
 import { RemoteBlobSource } from '@atomfs/registry';
 import { imageBytes } from './image-size.js';
 import type { LayerFormat, LayerFsType, LayerImage, LayerOpenOptions } from './layer-format.js';
 import { LayerOpenError, VERITY_ALIGN, type LayerSpec } from './layer-spec.js';
+import { erofsFormat } from './erofs-format.js';
 import { squashfsFormat } from './squashfs-format.js';
 
 export { hashOffsetOf, LayerOpenError, type LayerSpec } from './layer-spec.js';
 
 /** Every layer format atomfs reads: the one place that knows which exist. */
-const FORMATS: Partial<Record<LayerFsType, LayerFormat>> = { squashfs: squashfsFormat };
+const FORMATS: Partial<Record<LayerFsType, LayerFormat>> = { squashfs: squashfsFormat, erofs: erofsFormat };
 
 export function layerFormat(fsType: LayerFsType = 'squashfs'): LayerFormat {
   const f = FORMATS[fsType];
@@ -63,7 +65,7 @@ function verifiedSource(spec: LayerSpec, rootHash: string, format: LayerFormat, 
 /** Errors that are facts about the layer's bytes name the layer. */
 function layerError(spec: LayerSpec, err: unknown): unknown {
   if (err instanceof LayerOpenError) return err;
-  if (err instanceof VerityError || err instanceof SquashfsError || err instanceof ByteRangeError || err instanceof SourceTruncatedError) {
+  if (err instanceof VerityError || err instanceof SquashfsError || err instanceof ErofsError || err instanceof ByteRangeError || err instanceof SourceTruncatedError) {
     return new LayerOpenError(`layer ${spec.digest}: ${err.message}`);
   }
   return err;
