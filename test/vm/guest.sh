@@ -44,6 +44,9 @@ if [ -x /lib/systemd/systemd-udevd ]; then
   udevadm trigger --action=add --subsystem-match=block --subsystem-match=misc 2>/dev/null
   udevadm settle --timeout=20 2>/dev/null
 fi
+# Kernel messages (dm-verity's "data block N is corrupted", expected in the scenarios) go to the
+# log, not over the test output; the log's end is shown when something failed.
+dmesg -n 1
 echo "vm-guest: kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB; $(veritysetup --version)"
 
 export ATOMFS_VM_GUEST=1
@@ -63,5 +66,9 @@ loops=$(losetup -a)
 if [ -n "$left" ] || [ -n "$loops" ]; then
   echo "vm-guest: left behind: dm [$left] loop [$loops]"
   [ $rc -eq 0 ] && rc=3
+fi
+if [ $rc -ne 0 ]; then
+  echo "vm-guest: the kernel log's end:"
+  dmesg | tail -40
 fi
 finish $rc

@@ -19,7 +19,8 @@ t0=$(date +%s)
 # ---- what the VM run needs, installed when missing ---------------------------------------------
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root || need+=(busybox-static)
+# The initramfs has no libc: its busybox must be the static one (ldd fails on static binaries).
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 && /bin/busybox --list | grep -qx switch_root; } || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v modprobe >/dev/null || need+=(kmod)
 command -v dmsetup >/dev/null || need+=(dmsetup)
