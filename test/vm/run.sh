@@ -2,9 +2,10 @@
 # The kernel dm-verity path of `atomfs mount`, run for real: boots Debian's kernel (6.1, where
 # dm-verity, loop, squashfs and overlayfs are modules) in qemu with this machine's / shared
 # read-only over virtio-9p under a tmpfs overlay (so the guest has this checkout, node,
-# veritysetup and mksquashfs as they are here), runs the scenarios of test/vm/*.test.ts as root in
+# veritysetup and mksquashfs as they are here; /tmp on an ext4 scratch disk), runs
+# test/vm/kernel-dm-verity.test.ts and packages/atomfs/test/dm-verity.test.ts (built) as root in
 # the guest — where device-mapper exists and they do not skip — and exits with their status
-# (non-zero also when the guest could not boot or run them). Run as root.
+# (non-zero also when the guest could not boot or run them, or left a dm or loop device). Run as root.
 #
 # Environment: VM_ACCEL=kvm|tcg (default: try KVM, fall back to TCG), VM_MEM (MiB, default 1024),
 # VM_CPUS (default 2), VM_TIMEOUT (seconds, default 1500), VM_NO_SETUP=1 (skip scripts/setup.sh),
@@ -25,7 +26,7 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v modprobe >/dev/null || need+=(kmod)
 command -v dmsetup >/dev/null || need+=(dmsetup)
 [ -x /lib/systemd/systemd-udevd ] || need+=(udev)
-ls /boot/vmlinuz-6.1.*-amd64 >/dev/null 2>&1 || need+=(linux-image-amd64)
+ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need+=(linux-image-amd64)
 if [ ${#need[@]} -gt 0 ]; then
   echo "vm: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -34,12 +35,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ "${VM_NO_SETUP:-}" = 1 ] || bash scripts/setup.sh
 
+# Debian's kernel (6.1 on bookworm) with its modules; the newest if several.
 kver=""
-for k in $(ls /boot/vmlinuz-6.1.*-amd64 | sort -V); do
+for k in $(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V); do
   v=${k#/boot/vmlinuz-}
-  [ -d "/lib/modules/$v/kernel/drivers/md" ] && kver=$v
+  modinfo -k "$v" dm-verity >/dev/null 2>&1 && kver=$v
 done
-[ -n "$kver" ] || { echo "Error: no Debian 6.1 kernel with modules in /boot and /lib/modules" >&2; exit 1; }
+[ -n "$kver" ] || { echo "Error: no Debian kernel in /boot whose modules (/lib/modules) have dm-verity" >&2; exit 1; }
 
 # ---- the initramfs: busybox + what mounting the shared root needs ------------------------------
 work=$(mktemp -d /var/tmp/atomfs-vm.XXXXXX)
