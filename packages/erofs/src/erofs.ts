@@ -46,7 +46,7 @@ interface DirListing {
 }
 
 /** Directories and symlinks larger than this are refused (the kernel's own tools never write such). */
-const MAX_DIR_BYTES = 64 << 20;
+const MAX_DIR_BYTES = 16 << 20;
 const MAX_SYMLINK_BYTES = 64 << 10;
 
 /**

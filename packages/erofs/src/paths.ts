@@ -1,6 +1,6 @@
 import type { DirEntry } from './directory.js';
 import type { Erofs, InodeAttr } from './erofs.js';
-import { FsError } from './errors.js';
+import { CorruptImageError, FsError } from './errors.js';
 import type { ErofsInode } from './inode.js';
 
 export type PathLike = string | Buffer;
@@ -67,8 +67,8 @@ export function* walkTree(fs: Erofs, start: PathLike = '/'): Generator<WalkEntry
   const prefix = components(base);
   const rootPath = Buffer.from('/' + prefix.map((c) => c.toString('latin1')).join('/'), 'latin1');
   yield { path: rootPath, inode: top };
-  const stack: { path: Buffer; entries: DirEntry[]; i: number }[] = [];
-  if (top.kind === 'dir') stack.push({ path: rootPath, entries: fs.readdir(top), i: 0 });
+  const stack: { path: Buffer; nid: number; entries: DirEntry[]; i: number }[] = [];
+  if (top.kind === 'dir') stack.push({ path: rootPath, nid: top.nid, entries: fs.readdir(top), i: 0 });
   while (stack.length > 0) {
     const frame = stack[stack.length - 1]!;
     if (frame.i >= frame.entries.length) {
@@ -79,7 +79,11 @@ export function* walkTree(fs: Erofs, start: PathLike = '/'): Generator<WalkEntry
     const path = frame.path.length === 1 ? Buffer.concat([frame.path, e.name]) : Buffer.concat([frame.path, Buffer.from('/'), e.name]);
     const inode = fs.inode(e.nid);
     yield { path, inode };
-    if (inode.kind === 'dir') stack.push({ path, entries: fs.readdir(inode), i: 0 });
+    if (inode.kind === 'dir') {
+      // A directory that contains itself (a damaged image) would make the walk endless.
+      if (stack.some((f) => f.nid === inode.nid)) throw new CorruptImageError(`directory inode ${inode.nid} is its own ancestor (at ${path.toString()})`, inode.pos);
+      stack.push({ path, nid: inode.nid, entries: fs.readdir(inode), i: 0 });
+    }
   }
 }
 
