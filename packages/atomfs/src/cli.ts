@@ -5,6 +5,7 @@ import { CommandError, UsageError } from './errors.js';
 // `atomfs verify` or `atomfs sqfs cat` paid in full.
 const image = () => import('./commands/image.js');
 const sqfs = () => import('./commands/sqfs.js');
+const erofs = () => import('./commands/erofs.js');
 const verity = () => import('./commands/verity.js');
 const verify = () => import('./commands/verify.js');
 
@@ -18,6 +19,8 @@ async function helpFor(cmd: string | undefined, sub?: string): Promise<string> {
       }
       return (await sqfs()).SQFS_HELP;
     }
+    case 'erofs':
+      return sub === 'mount' ? (await erofs()).EROFS_MOUNT_HELP : (await erofs()).EROFS_HELP;
     case 'mount':
       return (await image()).MOUNT_HELP;
     case 'umount':
@@ -39,7 +42,7 @@ async function helpFor(cmd: string | undefined, sub?: string): Promise<string> {
   }
 }
 
-const COMMANDS = new Set(['mount', 'umount', 'unmount', 'list', 'verify', 'ls', 'cat', 'sqfs', 'verity', 'pull']);
+const COMMANDS = new Set(['mount', 'umount', 'unmount', 'list', 'verify', 'ls', 'cat', 'sqfs', 'erofs', 'verity', 'pull']);
 
 /** `-h`/`--help` among a command's arguments (before a `--`): its help is wanted, whatever else is there. */
 function wantsHelp(args: readonly string[]): boolean {
@@ -62,6 +65,7 @@ Commands:
   cat      print a file of the merged image: atomfs cat OCIDIR:TAG PATH
   pull     fetch a registry image into the blob cache: atomfs pull docker://HOST/REPO:TAG
   sqfs     read or mount a single squashfs image (ls, cat, extract, info, mount, umount)
+  erofs    read or mount a single erofs image (ls, cat, extract, info, mount, umount)
   verity   append dm-verity data to a squashfs layer file (format), or show it (dump)
   help     show this help, or a command's: atomfs help COMMAND [SUBCOMMAND]
 
@@ -100,6 +104,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'sqfs':
         return await (await sqfs()).sqfsCommand(rest, debug);
+      case 'erofs':
+        return await (await erofs()).erofsCommand(rest, debug);
       case 'mount':
         return await (await image()).mountCommand(rest, debug);
       case 'umount':

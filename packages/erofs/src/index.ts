@@ -18,3 +18,4 @@ export {
 } from './superblock.js';
 export type { Xattr } from './xattr.js';
 export { MAX_EXTENT_BYTES, type ZExtent } from './zmap.js';
+export { extract, type ExtractOptions, type ExtractResult } from './extract.js';
