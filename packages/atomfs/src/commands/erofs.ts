@@ -1,4 +1,5 @@
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import type { ErofsFsOptions } from '../layers/erofs-fs.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +27,10 @@ and --json adds "pathBase64"/"targetBase64" (the exact bytes) where a name is no
 export const EROFS_MOUNT_HELP = `Usage: atomfs erofs mount [options] IMAGE MOUNTPOINT
 
 Mount one erofs image read-only with atomfs's own FUSE server (no kernel erofs, no root: works
-as root or as uid 0 of a user namespace). The image is served as a one-layer atomfs image, so an
-overlay whiteout in it (a 0:0 character device) is hidden, as overlayfs would hide it.
+as root or as uid 0 of a user namespace, e.g. under 'unshare -Umr').
 
 Options:
+  --subdir PATH       mount only this directory of the image
   --foreground        stay in the foreground until unmounted (default: return once the mount is
                       ready; the server keeps running detached and exits when the mount goes away)
   --log FILE          server log when detached (default: a file in $TMPDIR, removed on clean exit)
@@ -234,6 +235,7 @@ async function guardAsync<T>(fn: () => Promise<T>, image: string): Promise<T> {
 async function erofsMount(argv: string[], globalDebug: boolean): Promise<number> {
   const { values, positionals } = parse(argv, {
     foreground: { type: 'boolean' },
+    subdir: { type: 'string' },
     log: { type: 'string' },
     'allow-other': { type: 'boolean' },
     debug: { type: 'boolean' },
@@ -249,7 +251,15 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
   const image = resolve(positionals[0]!);
   const debug = values.debug === true || globalDebug;
   // Check what a user can get wrong before starting a server, so errors come back here.
-  open(image).close();
+  const fs = open(image);
+  try {
+    if (values.subdir !== undefined) {
+      const dir = guard(() => resolvePath(fs, argBytes(values.subdir!), true), `--subdir ${values.subdir}`);
+      if (dir.kind !== 'dir') throw new CommandError(`--subdir ${values.subdir}: not a directory in the image`);
+    }
+  } finally {
+    fs.close();
+  }
   const fuse = await import('@atomfs/fuse');
   let mountpoint: string;
   try {
@@ -263,6 +273,7 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
     const explicitLog = values.log !== undefined;
     const logFile = explicitLog ? resolve(values.log!) : join(mkdtempSync(join(tmpdir(), 'atomfs-erofs-')), `${mountpoint.replace(/\//g, '_')}.log`);
     const childArgs = ['erofs', 'mount', '--foreground', image, mountpoint];
+    if (values.subdir !== undefined) childArgs.push('--subdir', values.subdir);
     if (values['allow-other']) childArgs.push('--allow-other');
     if (debug) childArgs.push('--debug');
     if (!explicitLog) childArgs.push('--remove-log', logFile);
@@ -270,13 +281,12 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
     await startDetached(childArgs, logFile);
     return 0;
   }
-  // One layer, no root hash: the image as a one-layer atomfs image (the same FUSE filesystem).
-  const options = { layers: [{ path: image, digest: basename(image), fsType: 'erofs' as const }] };
+  const options: ErofsFsOptions = { image, ...(values.subdir !== undefined ? { subdir: values.subdir } : {}) };
   let server;
   try {
     server = await fuse.FuseServer.mount({
       mountpoint,
-      fs: { module: new URL('../fusefs/overlay-fs.js', import.meta.url).href, options },
+      fs: { module: new URL('../layers/erofs-fs.js', import.meta.url).href, options },
       allowOther: values['allow-other'] === true,
       subtype: 'atomfs',
       fsname: image,
