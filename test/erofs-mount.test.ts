@@ -10,12 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeLayout, type WrittenImage } from '@atomfs/oci';
 import {
+  chmodDevFuse,
   compareSnapshots,
+  ensureTestUser,
   generateTree,
   isMounted,
   keyToPath,
@@ -23,6 +25,7 @@ import {
   processCleanup,
   readMountinfo,
   run,
+  runAsUserInUserns,
   runSync,
   snapshotDir,
   trackBackingFile,
@@ -204,4 +207,45 @@ test('a flipped data byte in an erofs layer reads as EIO, never as wrong bytes; 
   assert.equal(vi.status, 1);
   assert.match(vi.stdout, new RegExp(`^${l3.digest}: CORRUPTION FOUND`, 'm'));
   assert.equal((await cli(['umount', '--metadir', runDir, mp])).status, 0);
+});
+
+test('a non-root user in a user namespace mounts the mixed image (FUSE, verity on) and reads what the kernel shows', async (t) => {
+  const stack = useCleanup(t);
+  const user = ensureTestUser('atomfs-test-erofs', stack);
+  chmodDevFuse(); // left 0666, as test/run.sh sets it for every unprivileged test
+  const dir = makeTempDir('erofs-userns', stack);
+  chmodSync(dir, 0o755);
+  const copy = join(dir, 'oci');
+  cpSync(oci, copy, { recursive: true });
+  runSync(['chmod', '-R', 'a+rX', copy]);
+  const mp = join(dir, 'mp');
+  const runDir = join(dir, 'run');
+  const out = join(dir, 'out');
+  for (const d of [mp, runDir, out]) {
+    mkdirSync(d);
+    chownSync(d, user.uid, user.gid);
+  }
+  stack.add(`umount ${mp}`, () => {
+    if (isMounted(mp)) runSync(['umount', '-l', mp], { allowFail: true });
+  });
+  const script = `set -u
+A="$1"; REF="$2"; MP="$3"; RUN="$4"; OUT="$5"
+"$A" mount --metadir "$RUN" "$REF" "$MP" >"$OUT/mount.out" 2>"$OUT/mount.err"; echo $? >"$OUT/mount.rc"
+[ "$(cat "$OUT/mount.rc")" = 0 ] || exit 0
+grep -F " $MP " /proc/self/mountinfo >"$OUT/mountinfo"
+(cd "$MP/files" && find . -maxdepth 1 -type f -name "r*" -exec sha256sum {} + >"$OUT/sums" 2>"$OUT/sums.err"); echo $? >"$OUT/sums.rc"
+"$A" verify --metadir "$RUN" "$MP" >"$OUT/verify.out" 2>&1; echo $? >"$OUT/verify.rc"
+"$A" umount --metadir "$RUN" "$MP" >"$OUT/umount.out" 2>&1; echo $? >"$OUT/umount.rc"
+`;
+  const r = await runAsUserInUserns(user.name, ['bash', '-c', script, 'bash', ATOMFS_BIN, `${copy}:mixed`, mp, runDir, out], { timeoutMs: 120_000 });
+  const read = (f: string): string => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8').trim() : `(no ${f})`);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.equal(read('mount.rc'), '0', read('mount.err'));
+  assert.match(read('mountinfo'), /fuse\.atomfs/);
+  assert.equal(read('sums.rc'), '0', read('sums.err'));
+  const sums = read('sums').split('\n').map((l) => l.split(/\s+/));
+  assert.ok(sums.length > 10, `${sums.length} files summed`);
+  for (const [sum, name] of sums) assert.equal(sum, truth.get(`/files/${name!.replace(/^\.\//, '')}`)?.sha256, name);
+  assert.equal(read('verify.rc'), '0', read('verify.out'));
+  assert.equal(read('umount.rc'), '0', read('umount.out'));
 });
