@@ -75,6 +75,8 @@ export class ZMap {
   /** ztailpacking: the head lcluster of the inline tail extent, and where its data is. */
   private tailHeadLcn = -1;
   private idataOff = 0;
+  /** The metadata block the last index entry came from: a file's indexes are read block by block. */
+  private indexBlock: { start: number; bytes: Buffer } | undefined;
 
   constructor(
     private readonly source: ByteSource,
@@ -115,6 +117,21 @@ export class ZMap {
     }
   }
 
+  /**
+   * `length` bytes of index data at `pos` (entries and packs never cross a block boundary),
+   * from the block cached by the previous call when it holds them.
+   */
+  private indexBytes(pos: number, length: number): Buffer {
+    const b = this.indexBlock;
+    if (b !== undefined && pos >= b.start && pos + length <= b.start + b.bytes.length) return b.bytes.subarray(pos - b.start, pos - b.start + length);
+    const bs = this.sb.blockSize;
+    const start = Math.floor(pos / bs) * bs;
+    const end = Math.min(start + bs, this.source.size);
+    if (pos + length > end) return this.source.read(pos, length);
+    this.indexBlock = { start, bytes: this.source.read(start, end - start) };
+    return this.indexBlock.bytes.subarray(pos - start, pos - start + length);
+  }
+
   private corrupt(what: string, at?: number): CorruptImageError {
     return new CorruptImageError(`compressed inode ${this.inode.nid}: ${what}`, at ?? this.headerPos);
   }
@@ -128,7 +145,7 @@ export class ZMap {
   private loadFull(lcn: number): Lcluster {
     // Legacy indexes follow the map header and 8 reserved bytes.
     const pos = this.headerPos + MAP_HEADER_SIZE + 8 + lcn * FULL_INDEX_SIZE;
-    const e = this.source.read(pos, FULL_INDEX_SIZE);
+    const e = this.indexBytes(pos, FULL_INDEX_SIZE);
     const type = e.readUInt16LE(0) & 3;
     const out: Lcluster = { type, clusterofs: 0, pblk: 0, delta0: 0, compressedBlocks: 0, nextPackOff: pos + FULL_INDEX_SIZE };
     if (type === LclusterType.NONHEAD) {
@@ -181,7 +198,7 @@ export class ZMap {
     else throw new UnsupportedImageError(`compressed inode ${this.inode.nid}: 2-byte compacted indexes with 2^${bits}-byte logical clusters`);
     const packSize = vcnt << shift;
     const base = Math.floor(pos / packSize) * packSize;
-    const pack = this.source.read(base, packSize);
+    const pack = this.indexBytes(base, packSize);
     const bigPcluster = (this.advise & Advise.BIG_PCLUSTER_1) !== 0;
     const lobits = Math.max(bits, 12);
     const encodebits = ((packSize - 4) * 8) / vcnt;
