@@ -1,0 +1,144 @@
+/**
+ * A minimal erofs image writer for the tests of formats erofs-utils 1.5 cannot make (it offers
+ * only lz4 and lz4hc): files compressed with DEFLATE (node:zlib) or zstd (the zstd tool), one
+ * physical cluster per 4 KiB logical cluster, legacy (full) indexes, 0padding, per-algorithm
+ * configs after the superblock. Test images made here are always checked against the kernel's
+ * own erofs mount of them (this kernel has erofs DEFLATE and zstd): the kernel is the
+ * independent reader, this writer only lays bytes out as erofs_fs.h documents them.
+ */
+import { execFileSync } from 'node:child_process';
+import { deflateRawSync } from 'node:zlib';
+
+export type WriterAlgorithm = 'deflate' | 'zstd';
+const ALG_NUMBER: Record<WriterAlgorithm, number> = { deflate: 2, zstd: 3 };
+
+export interface WriterFile {
+  name: string;
+  data: Buffer;
+  algorithm: WriterAlgorithm;
+  mode?: number;
+  mtime?: number;
+}
+
+const BLOCK = 4096;
+const INODE_EXTENDED = 64;
+
+function compress(algorithm: WriterAlgorithm, data: Buffer): Buffer {
+  if (algorithm === 'deflate') return deflateRawSync(data, { level: 9, windowBits: 15 });
+  return execFileSync('zstd', ['-19', '-q', '-c', `--stream-size=${data.length}`], { input: data, maxBuffer: 1 << 20 });
+}
+
+function extendedInode(o: { format: number; mode: number; size: number; u: number; nlink: number; mtime: number; ino: number }): Buffer {
+  const b = Buffer.alloc(INODE_EXTENDED);
+  b.writeUInt16LE(o.format, 0);
+  b.writeUInt16LE(0, 2);
+  b.writeUInt16LE(o.mode, 4);
+  b.writeBigUInt64LE(BigInt(o.size), 8);
+  b.writeUInt32LE(o.u, 16);
+  b.writeUInt32LE(o.ino, 20);
+  b.writeBigUInt64LE(BigInt(o.mtime), 32);
+  b.writeUInt32LE(o.nlink, 44);
+  return b;
+}
+
+/** The image: block 0 superblock + configs, block 1.. inodes (metadata), then directory and data blocks. */
+export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_000_000): Buffer {
+  const sorted = [...files].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  // Metadata: the root inode at nid 0, then each file's inode + map header + legacy indexes.
+  const meta: Buffer[] = [];
+  let metaLen = 0;
+  const place = (b: Buffer): number => {
+    const nid = metaLen / 32;
+    const padded = Buffer.alloc(Math.ceil(b.length / 32) * 32);
+    b.copy(padded);
+    meta.push(padded);
+    metaLen += padded.length;
+    return nid;
+  };
+  const rootPlaceholder = Buffer.alloc(INODE_EXTENDED);
+  place(rootPlaceholder);
+  const data: Buffer[] = [];
+  // Blocks are numbered after the metadata, which is sized below; collect clusters first.
+  const fileClusters = sorted.map((f) => {
+    const clusters: { head: number; bytes: Buffer }[] = [];
+    for (let off = 0; off < f.data.length; off += BLOCK) {
+      const chunk = f.data.subarray(off, off + BLOCK);
+      const c = compress(f.algorithm, chunk);
+      if (c.length < BLOCK) {
+        const blk = Buffer.alloc(BLOCK);
+        c.copy(blk, BLOCK - c.length); // 0padding: the stream ends at the block's end
+        clusters.push({ head: 1, bytes: blk });
+      } else {
+        const blk = Buffer.alloc(BLOCK);
+        chunk.copy(blk); // a plain cluster: stored as is
+        clusters.push({ head: 0, bytes: blk });
+      }
+    }
+    return clusters;
+  });
+  const metaBytesEstimate = INODE_EXTENDED + sorted.reduce((n, f) => n + Math.ceil((INODE_EXTENDED + 16 + 8 * Math.ceil(f.data.length / BLOCK)) / 32) * 32, 0);
+  const metaBlocks = Math.ceil(metaBytesEstimate / BLOCK);
+  const dirBlock = 1 + metaBlocks;
+  let nextBlock = dirBlock + 1;
+  const nids: number[] = [];
+  sorted.forEach((f, i) => {
+    const clusters = fileClusters[i]!;
+    const header = Buffer.alloc(16);
+    header.writeUInt16LE(0, 4); // h_advise: legacy indexes, no big pclusters
+    header[6] = ALG_NUMBER[f.algorithm]; // head1 algorithm
+    header[7] = 0; // 4 KiB logical clusters
+    const indexes = Buffer.alloc(8 * clusters.length);
+    clusters.forEach((c, k) => {
+      indexes.writeUInt16LE(c.head, 8 * k); // type: 0 plain, 1 head1
+      indexes.writeUInt16LE(0, 8 * k + 2); // cluster offset
+      indexes.writeUInt32LE(nextBlock + k, 8 * k + 4);
+      data.push(c.bytes);
+    });
+    nextBlock += clusters.length;
+    const inode = extendedInode({ format: 1 | (1 << 1), mode: f.mode ?? 0o100644, size: f.data.length, u: clusters.length, nlink: 1, mtime: f.mtime ?? buildTime, ino: i + 2 });
+    nids.push(place(Buffer.concat([inode, header, indexes])));
+  });
+  if (metaLen > metaBlocks * BLOCK) throw new Error('metadata estimate too small');
+  // The root directory: ".", "..", then the files, in one block.
+  const names = [Buffer.from('.'), Buffer.from('..'), ...sorted.map((f) => Buffer.from(f.name))];
+  const entryNids = [0, 0, ...nids];
+  const types = [2, 2, ...sorted.map(() => 1)];
+  const order = names.map((n, i) => i).sort((a, b) => Buffer.compare(names[a]!, names[b]!));
+  const dir = Buffer.alloc(BLOCK);
+  let nameoff = 12 * names.length;
+  order.forEach((i, k) => {
+    dir.writeBigUInt64LE(BigInt(entryNids[i]!), 12 * k);
+    dir.writeUInt16LE(nameoff, 12 * k + 8);
+    dir[12 * k + 10] = types[i]!;
+    names[i]!.copy(dir, nameoff);
+    nameoff += names[i]!.length;
+  });
+  if (nameoff > BLOCK) throw new Error('too many names for one directory block');
+  const root = extendedInode({ format: 1 | (0 << 1), mode: 0o040755, size: nameoff, u: dirBlock, nlink: 2, mtime: buildTime, ino: 1 });
+  root.copy(meta[0]!);
+  // Block 0: superblock at 1024, then one config record per algorithm in use (le16 size + payload, 4-aligned).
+  const sb = Buffer.alloc(BLOCK);
+  const algs = [...new Set(sorted.map((f) => ALG_NUMBER[f.algorithm]))].sort();
+  const totalBlocks = nextBlock;
+  sb.writeUInt32LE(0xe0f5e1e2, 1024);
+  sb[1024 + 12] = 12; // blkszbits
+  sb.writeUInt16LE(0, 1024 + 14); // root nid
+  sb.writeBigUInt64LE(BigInt(sorted.length + 1), 1024 + 16);
+  sb.writeBigUInt64LE(BigInt(buildTime), 1024 + 24);
+  sb.writeUInt32LE(totalBlocks, 1024 + 36);
+  sb.writeUInt32LE(1, 1024 + 40); // meta_blkaddr
+  sb.writeUInt32LE(0x1 | 0x2, 1024 + 80); // 0padding | compr_cfgs
+  sb.writeUInt16LE(algs.reduce((m, a) => m | (1 << a), 0), 1024 + 84);
+  let off = 1024 + 128;
+  for (const a of algs) {
+    off = Math.ceil(off / 4) * 4;
+    sb.writeUInt16LE(6, off);
+    // deflate: windowbits 15; zstd: format 0, windowlog 10 (1 MiB window).
+    if (a === 2) sb[off + 2] = 15;
+    else sb[off + 3] = 10;
+    off += 2 + 6;
+  }
+  const metaBuf = Buffer.alloc(metaBlocks * BLOCK);
+  Buffer.concat(meta).copy(metaBuf);
+  return Buffer.concat([sb, metaBuf, dir, ...data]);
+}
