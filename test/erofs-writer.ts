@@ -23,9 +23,13 @@ export interface WriterFile {
 const BLOCK = 4096;
 const INODE_EXTENDED = 64;
 
+/** zstd frames with and without the content size in their header (a streaming compressor's). */
+let zstdFrames = 0;
+
 function compress(algorithm: WriterAlgorithm, data: Buffer): Buffer {
   if (algorithm === 'deflate') return deflateRawSync(data, { level: 9, windowBits: 15 });
-  return execFileSync('zstd', ['-19', '-q', '-c', `--stream-size=${data.length}`], { input: data, maxBuffer: 1 << 20 });
+  const size = zstdFrames++ % 2 === 0 ? [`--stream-size=${data.length}`] : ['--no-content-size', '--zstd=wlog=16'];
+  return execFileSync('zstd', ['-19', '-q', '-c', ...size], { input: data, maxBuffer: 1 << 20 });
 }
 
 function extendedInode(o: { format: number; mode: number; size: number; u: number; nlink: number; mtime: number; ino: number }): Buffer {
