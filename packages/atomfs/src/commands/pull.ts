@@ -20,10 +20,12 @@ export async function pullCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('pull takes docker://HOST[:PORT]/REPO:TAG');
   if (!positionals[0]!.startsWith('docker://')) throw new UsageError(`pull takes a docker:// reference, not ${JSON.stringify(positionals[0])}`);
   const { image } = await resolveRef(positionals[0]!, { insecure: values.insecure === true });
-  const { pullBlobs, RegistryError } = await import('@atomfs/registry');
+  const { pullBlobs, RegistryError, trimFor } = await import('@atomfs/registry');
   const blobs = image.layers.map((l) => (l as { remote?: import('@atomfs/registry').RemoteBlob }).remote!);
   try {
     const r = await pullBlobs(blobs, { onBlob: (d, n) => process.stdout.write(`${d}: ${n === 0 ? 'cached' : `fetched ${n} bytes`}\n`) });
+    // What was fetched counts against the cache's bound too (older blobs make room).
+    trimFor(blobs);
     process.stdout.write(`${image.manifestDigest}: ${blobs.length} layer${blobs.length === 1 ? '' : 's'}, ${r.total} bytes, ${r.fetched} fetched\n`);
   } catch (err) {
     if (err instanceof RegistryError) throw new CommandError(err.message);
