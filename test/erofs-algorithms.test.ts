@@ -73,3 +73,33 @@ test('a damaged DEFLATE or zstd cluster is an error naming it, never wrong bytes
     assert.ok(errors > 10, `${algorithm}: ${errors} of 64 flips detected`);
   }
 });
+
+test('fragments (whole files and tails in the packed inode) and dedupe (a partly referenced cluster) read as the kernel reads them', async () => {
+  const dir = makeTempDir('erofs-frag', processCleanup);
+  const image = join(dir, 'frag.erofs');
+  const list: WriterFile[] = [
+    { name: 'a-source', data: makeContent('text', 4096, 1), algorithm: 'deflate' },
+    { name: 'b-prefix', data: makeContent('text', 4096, 1).subarray(0, 1500), algorithm: 'deflate', prefixOf: 'a-source' },
+    { name: 'c-whole', data: makeContent('text', 3000, 2), algorithm: 'zstd', fragment: 'whole' },
+    { name: 'd-tail', data: makeContent('mixed', 3 * 4096 + 777, 3), algorithm: 'zstd', fragment: 'tail' },
+    { name: 'e-whole-big', data: makeContent('random', 9000, 4), algorithm: 'deflate', fragment: 'whole' },
+    { name: 'f-tail', data: makeContent('text', 4096 + 1, 5), algorithm: 'deflate', fragment: 'tail' },
+  ];
+  writeFileSync(image, writeErofsImage(list));
+  const fs = new Erofs(new FileSource(image));
+  let ours;
+  try {
+    assert.ok(fs.superblock.features.includes('fragments/dedupe') && fs.superblock.packedNid !== undefined);
+    for (const f of list) {
+      const ino = resolvePath(fs, `/${f.name}`, true);
+      assert.ok(fs.read(ino, 0, f.data.length).equals(f.data), f.name);
+      // Reads that start inside a fragment and cross into it.
+      assert.ok(fs.read(ino, 1, f.data.length).equals(f.data.subarray(1)), `${f.name} from 1`);
+    }
+    ours = snapshotErofs(fs);
+  } finally {
+    fs.close();
+  }
+  const kernel = await withLoopMount(image, (mp) => snapshotDir(mp), { fsType: 'erofs' });
+  assert.deepEqual(compareSnapshots(kernel, ours), []);
+});

@@ -18,6 +18,16 @@ export interface WriterFile {
   algorithm: WriterAlgorithm;
   mode?: number;
   mtime?: number;
+  /**
+   * fragments: 'whole' keeps the file in the packed inode (no clusters), 'tail' its last partial
+   * logical cluster (the file must be longer than 4 KiB and not a multiple of it).
+   */
+  fragment?: 'whole' | 'tail';
+  /**
+   * dedupe: the file (at most 4 KiB) is the prefix of the first cluster of the file named here
+   * (which must compress), referenced partially instead of stored.
+   */
+  prefixOf?: string;
 }
 
 const BLOCK = 4096;
@@ -62,10 +72,25 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
   const rootPlaceholder = Buffer.alloc(INODE_EXTENDED);
   place(rootPlaceholder);
   const data: Buffer[] = [];
+  // fragments: the packed inode's bytes, each fragment appended.
+  const packedParts: Buffer[] = [];
+  let packedLen = 0;
+  const fragmentAt = new Map<string, number>();
+  for (const f of sorted) {
+    if (f.fragment === undefined) continue;
+    const part = f.fragment === 'whole' ? f.data : f.data.subarray(Math.floor(f.data.length / BLOCK) * BLOCK);
+    if (f.fragment === 'tail' && (f.data.length < BLOCK || part.length === 0)) throw new Error(`${f.name}: no partial tail`);
+    fragmentAt.set(f.name, packedLen);
+    packedParts.push(part);
+    packedLen += part.length;
+  }
+  const packed = Buffer.concat(packedParts);
   // Blocks are numbered after the metadata, which is sized below; collect clusters first.
   const fileClusters = sorted.map((f) => {
     const clusters: { head: number; bytes: Buffer }[] = [];
-    for (let off = 0; off < f.data.length; off += BLOCK) {
+    if (f.fragment === 'whole' || f.prefixOf !== undefined) return clusters;
+    const stop = f.fragment === 'tail' ? Math.floor(f.data.length / BLOCK) * BLOCK : f.data.length;
+    for (let off = 0; off < stop; off += BLOCK) {
       const chunk = f.data.subarray(off, off + BLOCK);
       const c = compress(f.algorithm, chunk);
       if (c.length < BLOCK) {
@@ -81,27 +106,62 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
     return clusters;
   });
   const metaBytesEstimate = INODE_EXTENDED + sorted.reduce((n, f) => n + Math.ceil((INODE_EXTENDED + 16 + 8 * Math.ceil(f.data.length / BLOCK)) / 32) * 32, 0);
-  const metaBlocks = Math.ceil(metaBytesEstimate / BLOCK);
+  const metaBlocks = Math.ceil((metaBytesEstimate + INODE_EXTENDED) / BLOCK);
   const dirBlock = 1 + metaBlocks;
   let nextBlock = dirBlock + 1;
   const nids: number[] = [];
+  const firstBlock = new Map<string, number>();
   sorted.forEach((f, i) => {
     const clusters = fileClusters[i]!;
     const header = Buffer.alloc(16);
     header.writeUInt16LE(0, 4); // h_advise: legacy indexes, no big pclusters
     header[6] = ALG_NUMBER[f.algorithm]; // head1 algorithm
     header[7] = 0; // 4 KiB logical clusters
-    const indexes = Buffer.alloc(8 * clusters.length);
+    const inodeOf = (u: number) => extendedInode({ format: 1 | (1 << 1), mode: f.mode ?? 0o100644, size: f.data.length, u, nlink: 1, mtime: f.mtime ?? buildTime, ino: i + 2 });
+    if (f.fragment === 'whole') {
+      // The header is the fragment's offset with bit 63 set (h_clusterbits' top bit).
+      header.writeBigUInt64LE(BigInt(fragmentAt.get(f.name)!) | (1n << 63n), 0);
+      nids.push(place(Buffer.concat([inodeOf(0), header.subarray(0, 8)])));
+      return;
+    }
+    if (f.prefixOf !== undefined) {
+      // One head, partially referencing another file's first cluster (di_advise bit 15).
+      const at = firstBlock.get(f.prefixOf);
+      if (at === undefined || f.data.length > BLOCK) throw new Error(`${f.name}: ${f.prefixOf} must sort before it and compress`);
+      const index = Buffer.alloc(8);
+      index.writeUInt16LE(1 | 0x8000, 0);
+      index.writeUInt32LE(at, 4);
+      nids.push(place(Buffer.concat([inodeOf(0), header, index])));
+      return;
+    }
+    const tail = f.fragment === 'tail' ? 1 : 0;
+    const indexes = Buffer.alloc(8 * (clusters.length + tail));
     clusters.forEach((c, k) => {
       indexes.writeUInt16LE(c.head, 8 * k); // type: 0 plain, 1 head1
       indexes.writeUInt16LE(0, 8 * k + 2); // cluster offset
       indexes.writeUInt32LE(nextBlock + k, 8 * k + 4);
       data.push(c.bytes);
     });
+    if (clusters[0]?.head === 1) firstBlock.set(f.name, nextBlock);
+    if (tail) {
+      // The tail extent's head: its block address holds the fragment offset's high 32 bits.
+      indexes.writeUInt16LE(1, 8 * clusters.length);
+      header.writeUInt32LE(fragmentAt.get(f.name)!, 0);
+      header.writeUInt16LE(0x20, 4); // h_advise: FRAGMENT_PCLUSTER
+    }
     nextBlock += clusters.length;
-    const inode = extendedInode({ format: 1 | (1 << 1), mode: f.mode ?? 0o100644, size: f.data.length, u: clusters.length, nlink: 1, mtime: f.mtime ?? buildTime, ino: i + 2 });
-    nids.push(place(Buffer.concat([inode, header, indexes])));
+    nids.push(place(Buffer.concat([inodeOf(clusters.length), header, indexes])));
   });
+  // The packed inode: a plain flat file, listed in no directory.
+  let packedNid = 0;
+  const packedBlocks = Math.ceil(packed.length / BLOCK);
+  if (packed.length > 0) {
+    packedNid = place(extendedInode({ format: 1 | (0 << 1), mode: 0o100644, size: packed.length, u: nextBlock, nlink: 1, mtime: buildTime, ino: sorted.length + 2 }));
+    const area = Buffer.alloc(packedBlocks * BLOCK);
+    packed.copy(area);
+    data.push(area);
+    nextBlock += packedBlocks;
+  }
   if (metaLen > metaBlocks * BLOCK) throw new Error('metadata estimate too small');
   // The root directory: ".", "..", then the files, in one block.
   const names = [Buffer.from('.'), Buffer.from('..'), ...sorted.map((f) => Buffer.from(f.name))];
@@ -131,7 +191,9 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
   sb.writeBigUInt64LE(BigInt(buildTime), 1024 + 24);
   sb.writeUInt32LE(totalBlocks, 1024 + 36);
   sb.writeUInt32LE(1, 1024 + 40); // meta_blkaddr
-  sb.writeUInt32LE(0x1 | 0x2, 1024 + 80); // 0padding | compr_cfgs
+  const dedupeOrFragments = sorted.some((f) => f.fragment !== undefined || f.prefixOf !== undefined);
+  sb.writeUInt32LE(0x1 | 0x2 | (dedupeOrFragments ? 0x20 : 0), 1024 + 80); // 0padding | compr_cfgs | fragments/dedupe
+  sb.writeBigUInt64LE(BigInt(packedNid), 1024 + 96);
   sb.writeUInt16LE(algs.reduce((m, a) => m | (1 << a), 0), 1024 + 84);
   let off = 1024 + 128;
   for (const a of algs) {

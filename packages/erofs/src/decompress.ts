@@ -4,7 +4,7 @@ import type { ByteSource } from './byte-source.js';
 import { CorruptImageError, DecompressError, UnsupportedImageError } from './errors.js';
 import { lz4DecodePartial } from './lz4-partial.js';
 import { FeatureIncompat, type CompressionAlgorithm, type Superblock } from './superblock.js';
-import type { ZExtent } from './zmap.js';
+import { MAX_EXTENT_BYTES, type ZExtent } from './zmap.js';
 
 /** squashfs compressor ids of the codecs shared with @atomfs/squashfs (native addons where they load). */
 const SQUASHFS_LZ4 = 5;
@@ -33,6 +33,7 @@ export class ExtentDecoder {
     const src = this.stripZeroPadding(ext, raw);
     let out: Buffer;
     try {
+      if (ext.partialRef) return this.prefix(ext, src);
       out = this.decompress(ext.algorithm, src, ext.llen);
     } catch (err) {
       if (err instanceof UnsupportedImageError || err instanceof DecompressError) throw err;
@@ -45,13 +46,37 @@ export class ExtentDecoder {
     return out;
   }
 
-  /** Plain clusters: the bytes as stored, at the start or (interlaced) rotated to their in-block offset. */
+  /**
+   * Plain clusters: the bytes as stored from the cluster's start, or (interlaced) rotated: the
+   * extent's first `bs - la % bs` bytes (up to its in-block boundary) are the cluster's last ones,
+   * the rest follow from the cluster's start.
+   */
   private stored(ext: ZExtent, raw: Buffer): Buffer {
     if (!ext.interlaced) return Buffer.from(raw.subarray(0, ext.llen));
+    const bs = this.sb.blockSize;
+    const head = Math.min(bs - (ext.la % bs), ext.llen);
     const out = Buffer.allocUnsafe(ext.llen);
-    const shift = ext.la % this.sb.blockSize;
-    for (let i = 0; i < ext.llen; i++) out[i] = raw[(shift + i) % ext.plen]!;
+    raw.copy(out, 0, ext.plen - (bs - (ext.la % bs)), ext.plen - (bs - (ext.la % bs)) + head);
+    raw.copy(out, head, 0, ext.llen - head);
     return out;
+  }
+
+  /**
+   * A deduplicated extent uses the first llen bytes of a cluster that decodes to more: lz4 stops
+   * once they are out (as the kernel's partial decoding); the others decode up to the largest
+   * extent and keep the prefix.
+   */
+  private prefix(ext: ZExtent, src: Buffer): Buffer {
+    const algorithm = ext.algorithm!;
+    let out: Buffer;
+    if (algorithm === 'lz4') {
+      out = Buffer.allocUnsafe(ext.llen);
+      if (lz4DecodePartial(src, out, ext.pa) !== ext.llen) throw new DecompressError('lz4', `cluster ends before the extent's ${ext.llen} bytes`, ext.pa);
+      return out;
+    }
+    out = this.decompress(algorithm, src, Math.min(MAX_EXTENT_BYTES, SHARED_MAX_OUTPUT));
+    if (out.length < ext.llen) throw new DecompressError(algorithm, `decoded ${out.length} bytes, the extent at ${ext.la} has ${ext.llen}`, ext.pa);
+    return out.subarray(0, ext.llen);
   }
 
   /** Without 0padding only lz4 exists, decoded until the extent is full (the stream's end is not marked). */

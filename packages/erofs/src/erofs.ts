@@ -188,6 +188,10 @@ export class Erofs {
       if (isCompressed(inode)) {
         const z = this.zmap(inode);
         const ext = z.map(off);
+        if (ext.fragmentOff !== undefined) {
+          off = this.readFragment(inode, ext.fragmentOff + (off - ext.la), Math.min(end, ext.la + ext.llen) - off, dst.subarray(off - position), off);
+          continue;
+        }
         const key = `${inode.nid}:${ext.la}`;
         let data = this.extents.get(key);
         if (data === undefined) {
@@ -209,6 +213,23 @@ export class Erofs {
       }
     }
     return Math.max(0, end - position);
+  }
+
+  /**
+   * `length` bytes of a file's fragment from the packed inode (fragments: file tails, or whole
+   * small files, stored together in one hidden inode) at `packedPos`; returns the file offset
+   * reached (`at` + length).
+   */
+  private readFragment(inode: ErofsInode, packedPos: number, length: number, dst: Buffer, at: number): number {
+    const nid = this.superblock.packedNid;
+    if (nid === undefined || nid === inode.nid) throw new CorruptImageError(`inode ${inode.nid} has a fragment but there is no other packed inode`, inode.pos);
+    const packed = this.inode(nid);
+    if (packed.kind !== 'file' || !Number.isSafeInteger(packedPos) || packedPos + length > packed.size) {
+      throw new CorruptImageError(`fragment of inode ${inode.nid} ([${packedPos}, ${packedPos + length})) lies outside the packed inode (${packed.size} bytes)`, inode.pos);
+    }
+    // The packed inode is an ordinary file (compressed itself, usually) with no fragment of its own.
+    if (this.readInto(packed, packedPos, length, dst) !== length) throw new CorruptImageError(`packed inode ${nid} is short`, packed.pos);
+    return at + length;
   }
 
   private zmap(inode: ErofsInode): ZMap {

@@ -33,7 +33,12 @@ export const FeatureIncompat = {
 
 /** The incompat features this reader implements. */
 export const SUPPORTED_INCOMPAT =
-  FeatureIncompat.ZERO_PADDING | FeatureIncompat.COMPR_CFGS | FeatureIncompat.CHUNKED_FILE | FeatureIncompat.DEVICE_TABLE | FeatureIncompat.ZTAILPACKING;
+  FeatureIncompat.ZERO_PADDING |
+  FeatureIncompat.COMPR_CFGS |
+  FeatureIncompat.CHUNKED_FILE |
+  FeatureIncompat.DEVICE_TABLE |
+  FeatureIncompat.ZTAILPACKING |
+  FeatureIncompat.FRAGMENTS;
 
 const INCOMPAT_NAMES: Record<number, string> = {
   0x1: '0padding',
@@ -71,6 +76,8 @@ export interface Superblock {
   /** Bitmap of algorithms in use (lz4 only unless COMPR_CFGS). */
   availableComprAlgs: number;
   extraDevices: number;
+  /** The inode holding fragments (file tails packed together), with the fragments feature. */
+  packedNid: number | undefined;
   /** Feature names for `info`. */
   features: string[];
 }
@@ -141,6 +148,7 @@ export function parseSuperblock(source: ByteSource): Superblock {
     featureIncompat,
     availableComprAlgs: featureIncompat & FeatureIncompat.COMPR_CFGS ? b.readUInt16LE(84) : 1,
     extraDevices,
+    packedNid: featureIncompat & FeatureIncompat.FRAGMENTS && b.readBigUInt64LE(96) !== 0n ? Number(b.readBigUInt64LE(96)) : undefined,
     features: featureNames(featureCompat, featureIncompat),
   };
 }

@@ -39,6 +39,10 @@ export interface ZExtent {
   interlaced: boolean;
   /** The tail cluster stored inline after the indexes (ztailpacking). */
   inline: boolean;
+  /** The extent's bytes are in the packed inode from this offset on (fragments); pa/plen unused. */
+  fragmentOff: number | undefined;
+  /** The cluster decodes to more than the extent, which is its first llen bytes (dedupe). */
+  partialRef: boolean;
 }
 
 /** What one index entry says (z_erofs_maprecorder's fields). */
@@ -49,6 +53,8 @@ interface Lcluster {
   delta0: number;
   /** Block count of a big pcluster, from a CBLKCNT non-head entry (0: not given here). */
   compressedBlocks: number;
+  /** A head whose cluster is only partly this extent's (legacy indexes, dedupe). */
+  partialRef: boolean;
   /** Where the index data following this entry's pack begins (ztailpacking data follows the last). */
   nextPackOff: number;
 }
@@ -75,6 +81,9 @@ export class ZMap {
   /** ztailpacking: the head lcluster of the inline tail extent, and where its data is. */
   private tailHeadLcn = -1;
   private idataOff = 0;
+  /** fragments: the whole file, or its tail extent, is in the packed inode from this offset. */
+  private wholeFragment = false;
+  private fragmentOff: number | undefined;
   /** The metadata block the last index entry came from: a file's indexes are read block by block. */
   private indexBlock: { start: number; bytes: Buffer } | undefined;
 
@@ -89,11 +98,20 @@ export class ZMap {
     this.advise = h.readUInt16LE(4);
     this.algorithms = [h[6]! & 0xf, h[6]! >> 4];
     const clusterBits = h[7]!;
-    if (clusterBits & 0x80 || this.advise & Advise.FRAGMENT_PCLUSTER) {
-      throw new UnsupportedImageError(`inode ${inode.nid} keeps data in the packed inode (fragments), which this reader does not implement`);
-    }
-    if (this.advise & ~0x1f) throw new UnsupportedImageError(`inode ${inode.nid} has unknown compression advise bits 0x${this.advise.toString(16)}`);
     this.lclusterBits = sb.blockSizeBits + (clusterBits & 7);
+    if (clusterBits & 0x80) {
+      // The whole file is a fragment: the header is its 63-bit offset in the packed inode.
+      this.requireFragments();
+      this.wholeFragment = true;
+      this.fragmentOff = Number(h.readBigUInt64LE(0) ^ (1n << 63n));
+      this.totalIdx = 0;
+      return;
+    }
+    if (this.advise & ~0x3f) throw new UnsupportedImageError(`inode ${inode.nid} has unknown compression advise bits 0x${this.advise.toString(16)}`);
+    if (this.advise & Advise.FRAGMENT_PCLUSTER) {
+      this.requireFragments();
+      if (this.advise & Advise.INLINE_PCLUSTER) throw new CorruptImageError(`inode ${inode.nid} has both an inline and a fragment tail`, this.headerPos + 4);
+    }
     if (inode.layout === DataLayout.COMPRESSED_COMPACT) {
       if (this.lclusterBits > 14) throw new CorruptImageError(`inode ${inode.nid}: compacted indexes with 2^${this.lclusterBits}-byte logical clusters`, this.headerPos + 7);
       if (!(this.advise & Advise.BIG_PCLUSTER_1) !== !(this.advise & Advise.BIG_PCLUSTER_2)) {
@@ -114,6 +132,18 @@ export class ZMap {
           throw new CorruptImageError(`inline tail of inode ${inode.nid} (${this.idataSize} bytes at ${this.idataOff}) is empty or crosses a block boundary`, this.idataOff);
         }
       }
+    }
+    if (this.advise & Advise.FRAGMENT_PCLUSTER && inode.size > 0) {
+      const tail = this.findHead(inode.size - 1);
+      this.tailHeadLcn = tail.headLcn;
+      // Legacy indexes keep the offset's high 32 bits in the tail head's block address.
+      this.fragmentOff = h.readUInt32LE(0) + (inode.layout === DataLayout.COMPRESSED_FULL ? tail.head.pblk * 2 ** 32 : 0);
+    }
+  }
+
+  private requireFragments(): void {
+    if (!(this.sb.featureIncompat & FeatureIncompat.FRAGMENTS)) {
+      throw new CorruptImageError(`inode ${this.inode.nid} keeps data in the packed inode, which the superblock does not enable`, this.headerPos);
     }
   }
 
@@ -147,7 +177,8 @@ export class ZMap {
     const pos = this.headerPos + MAP_HEADER_SIZE + 8 + lcn * FULL_INDEX_SIZE;
     const e = this.indexBytes(pos, FULL_INDEX_SIZE);
     const type = e.readUInt16LE(0) & 3;
-    const out: Lcluster = { type, clusterofs: 0, pblk: 0, delta0: 0, compressedBlocks: 0, nextPackOff: pos + FULL_INDEX_SIZE };
+    const advise = e.readUInt16LE(0);
+    const out: Lcluster = { type, clusterofs: 0, pblk: 0, delta0: 0, compressedBlocks: 0, partialRef: (advise & 0x8000) !== 0, nextPackOff: pos + FULL_INDEX_SIZE };
     if (type === LclusterType.NONHEAD) {
       out.clusterofs = 2 ** this.lclusterBits;
       out.delta0 = e.readUInt16LE(4);
@@ -203,7 +234,7 @@ export class ZMap {
     const lobits = Math.max(bits, 12);
     const encodebits = ((packSize - 4) * 8) / vcnt;
     let i = (pos - base) >> shift;
-    const out: Lcluster = { type: 0, clusterofs: 0, pblk: 0, delta0: 0, compressedBlocks: 0, nextPackOff: base + packSize };
+    const out: Lcluster = { type: 0, clusterofs: 0, pblk: 0, delta0: 0, compressedBlocks: 0, partialRef: false, nextPackOff: base + packSize };
     let { lo, type } = decodeBits(lobits, pack, encodebits * i);
     out.type = type;
     if (type === LclusterType.NONHEAD) {
@@ -288,7 +319,13 @@ export class ZMap {
   map(offset: number): ZExtent {
     const bits = this.lclusterBits;
     const bs = this.sb.blockSize;
+    const none = { pa: 0, plen: 0, algorithm: undefined, interlaced: false, inline: false, partialRef: false };
+    if (this.wholeFragment) return { la: 0, llen: this.inode.size, ...none, fragmentOff: this.fragmentOff };
     const { head, headLcn, la } = this.findHead(offset);
+    if (this.fragmentOff !== undefined && headLcn === this.tailHeadLcn) {
+      if (offset < la) throw this.corrupt(`fragment tail at ${la} starts after offset ${offset}`);
+      return { la, llen: this.inode.size - la, ...none, fragmentOff: this.fragmentOff };
+    }
     // The extent runs to the start of the next head (or the end of the file).
     let end = this.inode.size;
     for (let lcn = headLcn + 1; lcn < this.totalIdx; lcn++) {
@@ -318,7 +355,17 @@ export class ZMap {
       throw this.corrupt(`physical cluster [${pa}, ${pa + plen}) of the extent at ${la} lies outside the image or is too big`);
     }
     if (algorithm === undefined && llen > plen) throw this.corrupt(`stored extent at ${la} is ${llen} bytes in a ${plen}-byte cluster`);
-    return { la, llen, pa, plen, algorithm, interlaced: algorithm === undefined && (this.advise & Advise.INTERLACED_PCLUSTER) !== 0, inline };
+    return {
+      la,
+      llen,
+      pa,
+      plen,
+      algorithm,
+      interlaced: algorithm === undefined && (this.advise & Advise.INTERLACED_PCLUSTER) !== 0,
+      inline,
+      fragmentOff: undefined,
+      partialRef: head.partialRef,
+    };
   }
 
   private algorithmOf(n: number): CompressionAlgorithm {
