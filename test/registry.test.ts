@@ -15,13 +15,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ATOMFS_BIN, forceCleanUnder, serversUnder } from './atomfs-cli.js';
 import { packLayer, writeImage } from './oci-images.js';
-import { compareSnapshots, generateTree, isMounted, makeTempDir, processCleanup, run, runSync, sleepSync, snapshotDir, useCleanup } from './lib/index.js';
+import { chmodDevFuse, compareSnapshots, ensureTestUser, generateTree, isMounted, makeTempDir, processCleanup, run, runAsUserInUserns, runSync, sleepSync, snapshotDir, useCleanup } from './lib/index.js';
 
 const REPO = 'atomfs-test/img';
 
@@ -388,6 +388,31 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
     } finally {
       if (registry.child === undefined) await registry.start();
     }
+  });
+
+  test('an unprivileged user in a user namespace mounts from the registry with a cache of its own', async (t) => {
+    const stack = useCleanup(t);
+    const user = ensureTestUser('atomfs-test-registry', processCleanup);
+    chmodDevFuse();
+    const dir = makeTempDir('registry-user', stack);
+    stack.add('registry user leftovers', () => forceCleanUnder(dir));
+    chmodSync(dir, 0o755);
+    const cacheHome = join(dir, 'cache-home');
+    const mp = join(dir, 'mp');
+    mkdirSync(cacheHome);
+    mkdirSync(mp);
+    chownSync(cacheHome, user.uid, user.gid);
+    chownSync(mp, user.uid, user.gid);
+    const script = `${process.execPath} ${ATOMFS_BIN} mount --insecure ${ref('img')} ${mp} && cat ${mp}/added/small && sha256sum ${mp}/added/three-mib && ${process.execPath} ${ATOMFS_BIN} umount ${mp}`;
+    const r = await runAsUserInUserns(user.name, ['env', `XDG_CACHE_HOME=${cacheHome}`, 'sh', '-ec', script], { timeoutMs: 120_000 });
+    assert.equal(r.status, 0, r.stderr.toString());
+    const out = r.stdout.toString();
+    assert.match(out, /^top layer\n/);
+    assert.ok(out.includes(sha256(readFileSync(join(work, 'upper', 'added', 'three-mib')))), out);
+    const blobs = join(cacheHome, 'atomfs', 'blobs', 'sha256');
+    const files = readdirSync(blobs);
+    assert.ok(files.length >= 4, files.join(' '));
+    for (const f of files) assert.equal(statSync(join(blobs, f)).uid, user.uid, f);
   });
 
   test('pull fills the cache (completing a partial blob), checks digests, and the cache stays bounded', async () => {

@@ -17,6 +17,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   statSync,
   unlinkSync,
@@ -41,10 +42,24 @@ export const DEFAULT_CACHE_MAX_BYTES = 20 * 1024 ** 3;
 export function defaultCacheDir(): string {
   const env = process.env.ATOMFS_CACHE_DIR;
   if (env !== undefined && env !== '') return env;
-  if (process.geteuid?.() === 0) return '/var/cache/atomfs';
+  if (isHostRoot()) return '/var/cache/atomfs';
   const xdg = process.env.XDG_CACHE_HOME;
   if (xdg !== undefined && xdg.startsWith('/')) return join(xdg, 'atomfs');
   return join(process.env.HOME ?? homedir(), '.cache', 'atomfs');
+}
+
+/**
+ * euid 0 with the identity uid map: uid 0 of a user namespace is an ordinary user of the host,
+ * who can neither write /var/cache nor be trusted by root's mounts, so it gets a per-user cache.
+ */
+function isHostRoot(): boolean {
+  if (process.geteuid?.() !== 0) return false;
+  try {
+    const lines = readFileSync('/proc/self/uid_map', 'utf8').trim().split('\n');
+    return lines.length === 1 && lines[0]!.trim().split(/\s+/).join(' ') === '0 0 4294967295';
+  } catch {
+    return false;
+  }
 }
 
 export function cacheMaxBytes(): number {
