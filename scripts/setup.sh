@@ -26,6 +26,7 @@ command -v lxc-usernsexec >/dev/null || need_apt+=(lxc)
 command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -14,8 +14,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,13 +82,14 @@ class Registry {
   constructor(
     readonly dir: string,
     readonly port: number,
+    extraConfig = '',
   ) {
     this.storage = join(dir, 'storage');
     this.config = join(dir, 'config.yml');
     mkdirSync(this.storage, { recursive: true });
     writeFileSync(
       this.config,
-      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${this.storage}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+      `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${this.storage}\nhttp:\n  addr: 127.0.0.1:${port}\n${extraConfig}`,
     );
   }
 
@@ -100,7 +102,7 @@ class Registry {
     while (Date.now() < end) {
       if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${err}`);
       const ok = await fetch(`http://127.0.0.1:${this.port}/v2/`).then(
-        (r) => r.status === 200,
+        (r) => r.status === 200 || r.status === 401,
         () => false,
       );
       if (ok) return;
@@ -413,6 +415,68 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
     const files = readdirSync(blobs);
     assert.ok(files.length >= 4, files.join(' '));
     for (const f of files) assert.equal(statSync(join(blobs, f)).uid, user.uid, f);
+  });
+
+  test('token authentication: credentials from an auth file buy a bearer token from the realm', async (t) => {
+    const stack = useCleanup(t);
+    const dir = join(work, 'auth');
+    mkdirSync(dir);
+    // The token issuer's key and self-signed certificate (distribution trusts tokens whose x5c
+    // chain ends in its rootcertbundle).
+    await run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=atomfs-test-token']);
+    const key = createPrivateKey(readFileSync(join(dir, 'key.pem')));
+    const certDer = Buffer.from(readFileSync(join(dir, 'cert.pem'), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+    const asked: string[] = [];
+    const tokenServer = createHttpServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const auth = req.headers.authorization ?? '';
+      asked.push(`${url.searchParams.get('scope')} ${auth === '' ? 'anonymous' : 'basic'}`);
+      if (auth !== `Basic ${Buffer.from('tester:s3cret').toString('base64')}`) {
+        res.writeHead(401).end();
+        return;
+      }
+      const actions: { type: string; name: string; actions: string[] }[] = [];
+      for (const scope of url.searchParams.getAll('scope')) {
+        const [type, name, acts] = scope.split(':');
+        actions.push({ type: type!, name: name!, actions: (acts ?? '').split(',') });
+      }
+      const now = Math.floor(Date.now() / 1000);
+      const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] }));
+      const claims = b64url(JSON.stringify({ iss: 'atomfs-test-issuer', sub: 'tester', aud: 'atomfs-test', exp: now + 600, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access: actions }));
+      const signature = b64url(sign('sha256', Buffer.from(`${header}.${claims}`), key));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${signature}` }));
+    });
+    await new Promise<void>((r) => tokenServer.listen(0, '127.0.0.1', r));
+    stack.add('stop the token server', () => tokenServer.close());
+    const tport = (tokenServer.address() as { port: number }).port;
+    const authed = new Registry(
+      join(dir, 'registry'),
+      await freePort(),
+      `auth:\n  token:\n    realm: http://127.0.0.1:${tport}/token\n    service: atomfs-test\n    issuer: atomfs-test-issuer\n    rootcertbundle: ${join(dir, 'cert.pem')}\n`,
+    );
+    stack.add('stop the token registry', () => authed.kill());
+    await authed.start();
+    const remote = `docker://127.0.0.1:${authed.port}/${REPO}:img`;
+    await run(['skopeo', 'copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'tester:s3cret', `oci:${layout}:img`, remote]);
+    const env = cacheEnv('token');
+    // No credentials: the realm refuses an anonymous token.
+    const none = await atomfs(['ls', '--insecure', remote], { ...env, REGISTRY_AUTH_FILE: join(dir, 'missing.json'), HOME: dir });
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /^Error: .*HTTP 401/);
+    const authFile = join(dir, 'auth.json');
+    writeFileSync(authFile, JSON.stringify({ auths: { [`127.0.0.1:${authed.port}`]: { auth: Buffer.from('tester:s3cret').toString('base64') } } }), { mode: 0o600 });
+    const withAuth = { ...env, REGISTRY_AUTH_FILE: authFile };
+    const ls = await atomfsOk(['ls', '--json', '--insecure', remote], withAuth);
+    assert.equal(ls.stdout.toString(), (await atomfsOk(['ls', '--json', `${layout}:img`], env)).stdout.toString());
+    // The FUSE server fetches with the same credentials; its state names the file, holds no secret.
+    const mp = await mountAt('token', [remote], withAuth, stack);
+    // Read by another process: the token server runs on this one's event loop.
+    const sum = await run(['sha256sum', join(mp, 'added', 'three-mib')]);
+    assert.equal(sum.stdout.toString().split(' ')[0], sha256(readFileSync(join(work, 'upper', 'added', 'three-mib'))));
+    const state = runSync(['grep', '-rl', 's3cret', join(work, 'run')], { allowFail: true });
+    assert.equal(state.stdout.toString(), '', 'a secret in the mount state');
+    assert.ok(asked.some((a) => a === `repository:${REPO}:pull basic`), asked.join('\n'));
   });
 
   test('pull fills the cache (completing a partial blob), checks digests, and the cache stays bounded', async () => {
