@@ -15,6 +15,7 @@ const COMMANDS = [
   ['verify'],
   ['ls'],
   ['cat'],
+  ['pull'],
   ['verity'],
   ['verity', 'format'],
   ['verity', 'dump'],
