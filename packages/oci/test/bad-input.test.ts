@@ -38,7 +38,8 @@ function oneLine(e: unknown): OciError {
 
 test('every stacker squashfs media type (with and without +verity) resolves', async (t) => {
   const expected = [SQUASHFS, `${SQUASHFS}+gzip`, `${SQUASHFS}+zstd`, `${SQUASHFS}+gzip+verity`, `${SQUASHFS}+zstd+verity`];
-  assert.deepEqual([...LAYER_MEDIA_TYPES.keys()].sort(), [...expected].sort(), 'the table holds exactly the stacker squashfs types');
+  const squashfsTypes = [...LAYER_MEDIA_TYPES.entries()].filter(([, t]) => t.fsType === 'squashfs').map(([k]) => k);
+  assert.deepEqual(squashfsTypes.sort(), [...expected].sort(), 'the table holds exactly the stacker squashfs types');
   const work = tempDir(t);
   for (const [i, mediaType] of expected.entries()) {
     const dir = join(work, `oci${i}`);
