@@ -529,5 +529,19 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
     const c = await atomfs(['cat', '--insecure', ref('tamper'), '/big'], cacheEnv('tamper-cat'));
     assert.equal(c.status, 1);
     assert.match(c.stderr, /^Error: /);
+    // The registry repaired, a cache still holding the bad bytes: mounts see EIO until pull
+    // (which fetches a blob failing its digest once more) repairs it.
+    flipByte(stored, at + 10);
+    const healEnv = cacheEnv('tamper-heal');
+    flipByte(stored, at + 10);
+    await atomfs(['verify', '--insecure', ref('tamper')], healEnv); // caches the whole, bad, blob
+    flipByte(stored, at + 10);
+    const bad = await atomfs(['cat', '--insecure', ref('tamper'), '/big'], healEnv);
+    assert.equal(bad.status, 1, 'the bad cached bytes are refused');
+    const heal = await atomfsOk(['pull', '--insecure', ref('tamper')], healEnv);
+    assert.match(heal.stdout.toString(), /fetched [0-9]+ bytes/);
+    const good = await atomfsOk(['cat', '--insecure', ref('tamper'), '/big'], healEnv);
+    assert.equal(sha256(good.stdout), sha256(bigFile));
+    flipByte(stored, at + 10);
   });
 });

@@ -27,9 +27,17 @@ export async function pullBlobs(blobs: readonly RemoteBlob[], options: PullOptio
     openCacheDir(b.cacheDir);
     const cached = new CachedBlob(b.cacheDir, b.digest.slice('sha256:'.length), b.size);
     try {
-      const fetched = await fillRange(new RegistryClient(b), cached, b.digest, 0, b.size, options.parallel ?? 4);
+      const client = new RegistryClient(b);
+      let fetched = await fillRange(client, cached, b.digest, 0, b.size, options.parallel ?? 4);
       if (options.checkDigest ?? true) {
-        const actual = blobDigest(cached);
+        let actual = blobDigest(cached);
+        if (actual !== b.digest && fetched < b.size) {
+          // Bytes cached earlier may be the bad ones (a damaged disk, a registry since repaired):
+          // fetch the whole blob once more before blaming the registry.
+          cached.clear();
+          fetched += await fillRange(client, cached, b.digest, 0, b.size, options.parallel ?? 4);
+          actual = blobDigest(cached);
+        }
         if (actual !== b.digest) {
           cached.clear();
           throw new RemoteDigestError(`blob ${b.digest} from ${b.registry}/${b.repository}: digest mismatch, content hashes to ${actual}`);
