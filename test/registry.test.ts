@@ -83,6 +83,7 @@ class Registry {
     readonly dir: string,
     readonly port: number,
     extraConfig = '',
+    private readonly scheme: 'http' | 'https' = 'http',
   ) {
     this.storage = join(dir, 'storage');
     this.config = join(dir, 'config.yml');
@@ -101,10 +102,19 @@ class Registry {
     const end = Date.now() + 15_000;
     while (Date.now() < end) {
       if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${err}`);
-      const ok = await fetch(`http://127.0.0.1:${this.port}/v2/`).then(
-        (r) => r.status === 200 || r.status === 401,
-        () => false,
-      );
+      const ok =
+        this.scheme === 'http'
+          ? await fetch(`http://127.0.0.1:${this.port}/v2/`).then(
+              (r) => r.status === 200 || r.status === 401,
+              () => false,
+            )
+          : await new Promise<boolean>((resolve) => {
+              const c = connect(this.port, '127.0.0.1', () => {
+                c.destroy();
+                resolve(true);
+              });
+              c.on('error', () => resolve(false));
+            });
       if (ok) return;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -217,14 +227,14 @@ function sha256(b: Buffer): string {
 }
 
 /** Mount `image` at a new dir under work; unmounted (forcibly if need be) at test end. */
-async function mountAt(name: string, args: readonly string[], env: Record<string, string>, stack: ReturnType<typeof useCleanup>): Promise<string> {
+async function mountAt(name: string, args: readonly string[], env: Record<string, string>, stack: ReturnType<typeof useCleanup>, insecure = true): Promise<string> {
   const mp = join(work, 'mnt', name);
   mkdirSync(mp, { recursive: true });
   stack.add(`umount ${mp}`, () => {
     if (isMounted(mp)) runSync([process.execPath, ATOMFS_BIN, 'umount', mp], { allowFail: true, env: { ...process.env, ATOMFS_TEST_RUN_DIR: join(work, 'run') } });
     if (isMounted(mp)) runSync(['umount', '-l', mp], { allowFail: true });
   });
-  await atomfsOk(['mount', '--insecure', ...args, mp], env);
+  await atomfsOk(['mount', ...(insecure ? ['--insecure'] : []), ...args, mp], env);
   return mp;
 }
 
@@ -477,6 +487,32 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
     const state = runSync(['grep', '-rl', 's3cret', join(work, 'run')], { allowFail: true });
     assert.equal(state.stdout.toString(), '', 'a secret in the mount state');
     assert.ok(asked.some((a) => a === `repository:${REPO}:pull basic`), asked.join('\n'));
+  });
+
+  test('HTTPS: a registry whose CA is in SSL_CERT_FILE is trusted; unknown certificates and plain HTTP elsewhere are refused', async (t) => {
+    const stack = useCleanup(t);
+    const dir = join(work, 'tls');
+    mkdirSync(dir);
+    await run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const tls = new Registry(join(dir, 'registry'), await freePort(), `  tls:\n    certificate: ${join(dir, 'cert.pem')}\n    key: ${join(dir, 'key.pem')}\n`, 'https');
+    stack.add('stop the TLS registry', () => tls.kill());
+    await tls.start();
+    const remote = `docker://127.0.0.1:${tls.port}/${REPO}:img`;
+    await run(['skopeo', 'copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:img`, remote]);
+    const env = cacheEnv('tls');
+    const untrusted = await atomfs(['ls', remote], env);
+    assert.equal(untrusted.status, 1);
+    assert.match(untrusted.stderr, /^Error: .*(self[- ]signed|certificate)/i);
+    const trusted = { ...env, SSL_CERT_FILE: join(dir, 'cert.pem') };
+    const ls = await atomfsOk(['ls', '--json', remote], trusted);
+    assert.equal(ls.stdout.toString(), (await atomfsOk(['ls', '--json', `${layout}:img`], env)).stdout.toString());
+    const mp = await mountAt('tls', [remote], trusted, stack, false);
+    const sum = await run(['sha256sum', join(mp, 'added', 'three-mib')]);
+    assert.equal(sum.stdout.toString().split(' ')[0], sha256(readFileSync(join(work, 'upper', 'added', 'three-mib'))));
+    // --insecure (plain HTTP) is for loopback registries only.
+    const far = await atomfs(['ls', '--insecure', `docker://registry.example.org/${REPO}:img`], env);
+    assert.equal(far.status, 1);
+    assert.match(far.stderr, /^Error: refusing plain HTTP to registry\.example\.org/);
   });
 
   test('pull fills the cache (completing a partial blob), checks digests, and the cache stays bounded', async () => {

@@ -34,9 +34,21 @@ export class TransientHttpError extends Error {
 const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt'];
 
 let caList: string[] | undefined;
+/**
+ * Node's bundled roots, the system's bundle, and $SSL_CERT_FILE (OpenSSL's variable, which curl
+ * and Go's TLS honour too): a registry with a private CA is trusted the way other tools trust it.
+ */
 function systemCas(): string[] {
   if (caList !== undefined) return caList;
   const extra: string[] = [];
+  const envFile = process.env.SSL_CERT_FILE;
+  if (envFile !== undefined && envFile !== '') {
+    try {
+      extra.push(readFileSync(envFile, 'utf8'));
+    } catch {
+      // a missing file adds nothing, as for OpenSSL
+    }
+  }
   for (const f of SYSTEM_CA_FILES) {
     try {
       extra.push(readFileSync(f, 'utf8'));
@@ -105,7 +117,11 @@ export function httpGet(url: URL, options: GetOptions): Promise<HttpResponse> {
         finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body });
       });
     });
-    req.on('error', (err) => finish(new TransientHttpError(`${url.href}: ${err.message}`, { cause: err })));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A certificate that does not verify will not verify on the next try either.
+      const tlsRefusal = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(err.code ?? '');
+      finish(tlsRefusal ? new Error(`${url.href}: ${err.message}`, { cause: err }) : new TransientHttpError(`${url.href}: ${err.message}`, { cause: err }));
+    });
     const timer = setTimeout(() => finish(new TransientHttpError(`${url.href}: no complete answer within ${options.timeoutMs} ms`)), options.timeoutMs);
   });
 }
