@@ -103,3 +103,36 @@ test('fragments (whole files and tails in the packed inode) and dedupe (a partly
   const kernel = await withLoopMount(image, (mp) => snapshotDir(mp), { fsType: 'erofs' });
   assert.deepEqual(compareSnapshots(kernel, ours), []);
 });
+
+test('long xattr name prefixes (xattr_prefixes), in the image and in the packed inode, read as the kernel reads them', async () => {
+  const dir = makeTempDir('erofs-xpfx', processCleanup);
+  const xattrs = [
+    { name: 'user.atomfs.test.one', value: Buffer.from('1') },
+    { name: 'user.atomfs.test.', value: Buffer.from('empty suffix') },
+    { name: 'trusted.overlay.opaque', value: Buffer.from('y') },
+    { name: 'user.plain', value: Buffer.alloc(300, 7) },
+  ];
+  for (const withPacked of [false, true]) {
+    const image = join(dir, `x${withPacked ? '-packed' : ''}.erofs`);
+    const list: WriterFile[] = [
+      { name: 'a', data: makeContent('text', 5000, 1), algorithm: 'deflate', xattrs },
+      { name: 'b', data: makeContent('text', 100, 2), algorithm: 'zstd', xattrs: xattrs.slice(2), ...(withPacked ? { fragment: 'whole' as const } : {}) },
+    ];
+    writeFileSync(image, writeErofsImage(list, { longPrefixes: ['user.atomfs.test.', 'trusted.overlay.'] }));
+    const fs = new Erofs(new FileSource(image));
+    let ours;
+    try {
+      assert.ok(fs.superblock.features.includes('xattr_prefixes'));
+      assert.deepEqual(
+        fs.xattrs(resolvePath(fs, '/a', true)).map((x) => [x.name.toString(), x.value.toString('hex')]),
+        xattrs.map((x) => [x.name, x.value.toString('hex')]),
+      );
+      ours = snapshotErofs(fs);
+    } finally {
+      fs.close();
+    }
+    const kernel = await withLoopMount(image, (mp) => snapshotDir(mp), { fsType: 'erofs' });
+    assert.equal(Object.keys(kernel.get('/a')!.xattrs).length, 4, 'the kernel shows all four');
+    assert.deepEqual(compareSnapshots(kernel, ours), [], withPacked ? 'prefixes in the packed inode' : 'prefixes in the image');
+  }
+});

@@ -28,6 +28,39 @@ export interface WriterFile {
    * (which must compress), referenced partially instead of stored.
    */
   prefixOf?: string;
+  /** xattrs stored inline after the inode; a name starting with a long prefix uses it. */
+  xattrs?: { name: string; value: Buffer }[];
+}
+
+/** Long xattr name prefixes (xattr_prefixes), e.g. 'user.atomfs.test.': each must start with a short one. */
+export interface WriterOptions {
+  buildTime?: number;
+  longPrefixes?: string[];
+}
+
+const SHORT_PREFIXES: [number, string][] = [
+  [1, 'user.'],
+  [4, 'trusted.'],
+  [6, 'security.'],
+];
+
+/** The xattr body after an inode: the 12-byte header, then 4-aligned entries. */
+function xattrBody(xattrs: { name: string; value: Buffer }[], longPrefixes: string[]): Buffer {
+  const parts = [Buffer.alloc(12)];
+  for (const x of xattrs) {
+    const long = longPrefixes.findIndex((p) => x.name.startsWith(p));
+    const short = SHORT_PREFIXES.find(([, p]) => x.name.startsWith(p));
+    const [index, rest] = long >= 0 ? [0x80 | long, x.name.slice(longPrefixes[long]!.length)] : [short![0], x.name.slice(short![1].length)];
+    const name = Buffer.from(rest);
+    const e = Buffer.alloc(Math.ceil((4 + name.length + x.value.length) / 4) * 4);
+    e[0] = name.length;
+    e[1] = index;
+    e.writeUInt16LE(x.value.length, 2);
+    name.copy(e, 4);
+    x.value.copy(e, 4 + name.length);
+    parts.push(e);
+  }
+  return Buffer.concat(parts);
 }
 
 const BLOCK = 4096;
@@ -56,7 +89,9 @@ function extendedInode(o: { format: number; mode: number; size: number; u: numbe
 }
 
 /** The image: block 0 superblock + configs, block 1.. inodes (metadata), then directory and data blocks. */
-export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_000_000): Buffer {
+export function writeErofsImage(files: readonly WriterFile[], options: WriterOptions = {}): Buffer {
+  const buildTime = options.buildTime ?? 1_700_000_000;
+  const longPrefixes = options.longPrefixes ?? [];
   const sorted = [...files].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
   // Metadata: the root inode at nid 0, then each file's inode + map header + legacy indexes.
   const meta: Buffer[] = [];
@@ -84,6 +119,29 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
     packedParts.push(part);
     packedLen += part.length;
   }
+  // Long xattr prefixes: records (le16 size, u8 short index, infix), 4-aligned, in the packed
+  // inode when there is one, else in block 0 after the compression configs.
+  const prefixRecords: Buffer[] = [];
+  for (const p of longPrefixes) {
+    const [index, base] = SHORT_PREFIXES.find(([, b]) => p.startsWith(b))!;
+    const infix = Buffer.from(p.slice(base.length));
+    const rec = Buffer.alloc(Math.ceil((3 + infix.length) / 4) * 4);
+    rec.writeUInt16LE(1 + infix.length, 0);
+    rec[2] = index;
+    infix.copy(rec, 3);
+    prefixRecords.push(rec);
+  }
+  let prefixStart = 0;
+  if (prefixRecords.length > 0 && packedParts.length > 0) {
+    const pad = (4 - (packedLen % 4)) % 4;
+    packedParts.push(Buffer.alloc(pad));
+    packedLen += pad;
+    prefixStart = packedLen / 4;
+    for (const r of prefixRecords) {
+      packedParts.push(r);
+      packedLen += r.length;
+    }
+  }
   const packed = Buffer.concat(packedParts);
   // Blocks are numbered after the metadata, which is sized below; collect clusters first.
   const fileClusters = sorted.map((f) => {
@@ -105,7 +163,8 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
     }
     return clusters;
   });
-  const metaBytesEstimate = INODE_EXTENDED + sorted.reduce((n, f) => n + Math.ceil((INODE_EXTENDED + 16 + 8 * Math.ceil(f.data.length / BLOCK)) / 32) * 32, 0);
+  const xattrBytes = (f: WriterFile): number => (f.xattrs === undefined ? 0 : xattrBody(f.xattrs, longPrefixes).length + 8);
+  const metaBytesEstimate = INODE_EXTENDED + sorted.reduce((n, f) => n + Math.ceil((INODE_EXTENDED + xattrBytes(f) + 24 + 8 * Math.ceil(f.data.length / BLOCK)) / 32) * 32, 0);
   const metaBlocks = Math.ceil((metaBytesEstimate + INODE_EXTENDED) / BLOCK);
   const dirBlock = 1 + metaBlocks;
   let nextBlock = dirBlock + 1;
@@ -117,7 +176,14 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
     header.writeUInt16LE(0, 4); // h_advise: legacy indexes, no big pclusters
     header[6] = ALG_NUMBER[f.algorithm]; // head1 algorithm
     header[7] = 0; // 4 KiB logical clusters
-    const inodeOf = (u: number) => extendedInode({ format: 1 | (1 << 1), mode: f.mode ?? 0o100644, size: f.data.length, u, nlink: 1, mtime: f.mtime ?? buildTime, ino: i + 2 });
+    const xb = f.xattrs === undefined ? Buffer.alloc(0) : xattrBody(f.xattrs, longPrefixes);
+    // The inode, its xattr body (i_xattr_icount: 12-byte header + 4-byte slots), padded to 8 for the map header.
+    const inodeOf = (u: number): Buffer => {
+      const ino = extendedInode({ format: 1 | (1 << 1), mode: f.mode ?? 0o100644, size: f.data.length, u, nlink: 1, mtime: f.mtime ?? buildTime, ino: i + 2 });
+      if (xb.length === 0) return ino;
+      ino.writeUInt16LE((xb.length - 12) / 4 + 1, 2);
+      return Buffer.concat([ino, xb, Buffer.alloc((8 - (xb.length % 8)) % 8)]);
+    };
     if (f.fragment === 'whole') {
       // The header is the fragment's offset with bit 63 set (h_clusterbits' top bit).
       header.writeBigUInt64LE(BigInt(fragmentAt.get(f.name)!) | (1n << 63n), 0);
@@ -194,6 +260,15 @@ export function writeErofsImage(files: readonly WriterFile[], buildTime = 1_700_
   const dedupeOrFragments = sorted.some((f) => f.fragment !== undefined || f.prefixOf !== undefined);
   sb.writeUInt32LE(0x1 | 0x2 | (dedupeOrFragments ? 0x20 : 0), 1024 + 80); // 0padding | compr_cfgs | fragments/dedupe
   sb.writeBigUInt64LE(BigInt(packedNid), 1024 + 96);
+  if (prefixRecords.length > 0) {
+    if (packed.length === 0) {
+      prefixStart = 2048 / 4;
+      Buffer.concat(prefixRecords).copy(sb, 2048);
+    }
+    sb[1024 + 91] = prefixRecords.length;
+    sb.writeUInt32LE(prefixStart, 1024 + 92);
+    sb.writeUInt32LE(sb.readUInt32LE(1024 + 80) | 0x40, 1024 + 80); // xattr_prefixes
+  }
   sb.writeUInt16LE(algs.reduce((m, a) => m | (1 << a), 0), 1024 + 84);
   let off = 1024 + 128;
   for (const a of algs) {

@@ -6,7 +6,7 @@ import { CorruptImageError } from './errors.js';
 import { DataLayout, isCompressed, readInode, type ErofsInode } from './inode.js';
 import { Lru } from './lru.js';
 import { FeatureIncompat, parseSuperblock, type Superblock } from './superblock.js';
-import { readXattrs, type Xattr } from './xattr.js';
+import { readXattrs, shortPrefix, type Xattr } from './xattr.js';
 import { ZMap } from './zmap.js';
 
 /** lstat(2)-shaped attributes of an inode, as the kernel's erofs reports them. */
@@ -164,7 +164,39 @@ export class Erofs {
   }
 
   xattrs(inode: ErofsInode): Xattr[] {
-    return readXattrs(this.source, this.superblock, inode);
+    return readXattrs(this.source, this.superblock, inode, this.longPrefixes());
+  }
+
+  private prefixes: Buffer[] | undefined;
+
+  /**
+   * The long xattr name prefixes (xattr_prefixes): records of a le16 length and
+   * {u8 short prefix index, infix bytes}, each 4-aligned, from xattr_prefix_start * 4 in the
+   * packed inode when there is one, else in the image.
+   */
+  private longPrefixes(): Buffer[] {
+    if (this.prefixes !== undefined) return this.prefixes;
+    const sb = this.superblock;
+    const out: Buffer[] = [];
+    const packed = sb.packedNid === undefined ? undefined : this.inode(sb.packedNid);
+    const readAt = (pos: number, len: number): Buffer => {
+      if (packed === undefined) return this.source.read(pos, len);
+      if (pos + len > packed.size) throw new CorruptImageError(`xattr prefix at ${pos} runs past the packed inode`, packed.pos);
+      return this.read(packed, pos, len);
+    };
+    let pos = sb.xattrPrefixStart * 4;
+    for (let i = 0; i < sb.xattrPrefixCount; i++) {
+      pos = Math.ceil(pos / 4) * 4;
+      const len = readAt(pos, 2).readUInt16LE(0);
+      if (len < 1) throw new CorruptImageError(`xattr prefix ${i} is empty`, pos);
+      const rec = readAt(pos + 2, len);
+      const base = shortPrefix(rec[0]!);
+      if (base === undefined) throw new CorruptImageError(`xattr prefix ${i} builds on unknown name index ${rec[0]}`, pos + 2);
+      out.push(Buffer.concat([base, rec.subarray(1)]));
+      pos += 2 + len;
+    }
+    this.prefixes = out;
+    return out;
   }
 
   getxattr(inode: ErofsInode, name: Buffer): Buffer | undefined {

@@ -38,7 +38,8 @@ export const SUPPORTED_INCOMPAT =
   FeatureIncompat.CHUNKED_FILE |
   FeatureIncompat.DEVICE_TABLE |
   FeatureIncompat.ZTAILPACKING |
-  FeatureIncompat.FRAGMENTS;
+  FeatureIncompat.FRAGMENTS |
+  FeatureIncompat.XATTR_PREFIXES;
 
 const INCOMPAT_NAMES: Record<number, string> = {
   0x1: '0padding',
@@ -76,6 +77,9 @@ export interface Superblock {
   /** Bitmap of algorithms in use (lz4 only unless COMPR_CFGS). */
   availableComprAlgs: number;
   extraDevices: number;
+  /** Long xattr name prefixes (xattr_prefixes): how many, and where (4-byte units; see Erofs). */
+  xattrPrefixCount: number;
+  xattrPrefixStart: number;
   /** The inode holding fragments (file tails packed together), with the fragments feature. */
   packedNid: number | undefined;
   /** Feature names for `info`. */
@@ -148,6 +152,8 @@ export function parseSuperblock(source: ByteSource): Superblock {
     featureIncompat,
     availableComprAlgs: featureIncompat & FeatureIncompat.COMPR_CFGS ? b.readUInt16LE(84) : 1,
     extraDevices,
+    xattrPrefixCount: featureIncompat & FeatureIncompat.XATTR_PREFIXES ? b[91]! : 0,
+    xattrPrefixStart: featureIncompat & FeatureIncompat.XATTR_PREFIXES ? b.readUInt32LE(92) : 0,
     packedNid: featureIncompat & FeatureIncompat.FRAGMENTS && b.readBigUInt64LE(96) !== 0n ? Number(b.readBigUInt64LE(96)) : undefined,
     features: featureNames(featureCompat, featureIncompat),
   };

@@ -1,5 +1,5 @@
 import type { ByteSource } from './byte-source.js';
-import { CorruptImageError, UnsupportedImageError } from './errors.js';
+import { CorruptImageError } from './errors.js';
 import type { ErofsInode } from './inode.js';
 import type { Superblock } from './superblock.js';
 
@@ -21,11 +21,16 @@ const PREFIXES: Record<number, Buffer> = {
 
 const IBODY_HEADER = 12;
 const ENTRY_HEADER = 4;
-/** Bit of e_name_index naming a long prefix (the xattr_prefixes feature, refused at mount). */
+/** Bit of e_name_index naming a long prefix (xattr_prefixes): the low 7 bits index the table. */
 const LONG_PREFIX = 0x80;
 
+/** The short prefix a long one starts with (erofs_xattr_long_prefix.base_index), and its name. */
+export function shortPrefix(index: number): Buffer | undefined {
+  return PREFIXES[index];
+}
+
 /** Parse one erofs_xattr_entry at `pos`; returns it and the 4-aligned size it takes. */
-function readEntry(source: ByteSource, pos: number, limit: number): { xattr: Xattr; size: number } {
+function readEntry(source: ByteSource, pos: number, limit: number, longPrefixes: readonly Buffer[]): { xattr: Xattr; size: number } {
   if (pos + ENTRY_HEADER > limit) throw new CorruptImageError('xattr entry runs past the end of its xattr body', pos);
   const h = source.read(pos, ENTRY_HEADER);
   const nameLen = h[0]!;
@@ -33,8 +38,7 @@ function readEntry(source: ByteSource, pos: number, limit: number): { xattr: Xat
   const valueSize = h.readUInt16LE(2);
   const size = (ENTRY_HEADER + nameLen + valueSize + 3) & ~3;
   if (pos + ENTRY_HEADER + nameLen + valueSize > limit) throw new CorruptImageError('xattr entry runs past the end of its xattr body', pos);
-  if (index & LONG_PREFIX) throw new UnsupportedImageError(`xattr at offset ${pos} uses a long name prefix (xattr_prefixes), which this reader does not implement`);
-  const prefix = PREFIXES[index];
+  const prefix = index & LONG_PREFIX ? longPrefixes[index & ~LONG_PREFIX] : PREFIXES[index];
   if (prefix === undefined) throw new CorruptImageError(`xattr name index ${index} is unknown`, pos + 1);
   const body = source.read(pos + ENTRY_HEADER, nameLen + valueSize);
   return {
@@ -47,7 +51,7 @@ function readEntry(source: ByteSource, pos: number, limit: number): { xattr: Xat
  * Every xattr of an inode, shared ones (by id into the shared xattr area) first, then the inline
  * ones, in stored order: the order the kernel's listxattr gives.
  */
-export function readXattrs(source: ByteSource, sb: Superblock, inode: ErofsInode): Xattr[] {
+export function readXattrs(source: ByteSource, sb: Superblock, inode: ErofsInode, longPrefixes: readonly Buffer[] = []): Xattr[] {
   if (inode.xattrSize === 0) return [];
   const start = inode.dataPos - inode.xattrSize;
   const end = inode.dataPos;
@@ -63,10 +67,10 @@ export function readXattrs(source: ByteSource, sb: Superblock, inode: ErofsInode
   for (let i = 0; i < sharedCount; i++) {
     const at = sharedBase + ids.readUInt32LE(i * 4) * 4;
     // A shared entry's extent is not recorded: bound it by the image.
-    out.push(readEntry(source, at, source.size).xattr);
+    out.push(readEntry(source, at, source.size, longPrefixes).xattr);
   }
   while (pos < end) {
-    const { xattr, size } = readEntry(source, pos, end);
+    const { xattr, size } = readEntry(source, pos, end, longPrefixes);
     out.push(xattr);
     pos += size;
   }
