@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { FileByteSource, openVerified, VerityError } from '@atomfs/verity';
 import { CommandError } from './errors.js';
 
 /**
@@ -84,17 +85,10 @@ export function openDmLayer(blob: string, layerHex: string, rootHash: string, ha
   const device = dmDevice(layerHex);
   let created = false;
   if (!existsSync(device)) {
+    checkRootInUserspace(blob, layerHex, rootHash, hashOffset);
     const r = run(veritysetupOpenArgv(blob, layerHex, rootHash, hashOffset));
     if (!r.ok) throw new CommandError(`veritysetup open of layer ${layerHex} failed: ${r.err.split('\n').pop()}`);
     created = true;
-    // veritysetup does not check the tree against the root hash: the kernel does, on each read.
-    // Reading block 0 walks the tree from the root, so a wrong root hash or a damaged top of the
-    // tree is refused here in words, not later as the squashfs mount's "can't read superblock".
-    const why = firstBlockError(device);
-    if (why !== undefined) {
-      run(veritysetupCloseArgv(layerHex));
-      throw new CommandError(`layer ${layerHex}: the kernel's dm-verity cannot read its first block (${why}): the root hash ${rootHash} does not match the layer's hash tree, or the tree is damaged`);
-    }
   } else {
     const t = run(dmsetupTableArgv(layerHex));
     if (!t.ok) throw new CommandError(`problem getting hash from ${dmName(layerHex)}: ${t.err}`);
@@ -110,17 +104,25 @@ export function openDmLayer(blob: string, layerHex: string, rootHash: string, ha
   return { device, created };
 }
 
-/** Why block 0 of `device` cannot be read (e.g. "EIO"), or undefined when it can. */
-function firstBlockError(device: string): string | undefined {
-  let fd: number | undefined;
+/**
+ * The kernel's first check, made before a device exists: the top of the tree against the root
+ * hash, then the path down to data block 0. veritysetup open does not check the tree, so a
+ * wrong root hash would otherwise make a device whose every read fails: udev's blkid probes it
+ * (retrying on EIO), the squashfs mount fails with "can't read superblock", and the close stays
+ * busy until the probe ends. Refused here, nothing is made. Damage elsewhere in the tree or the
+ * data is the kernel's to find, on read.
+ */
+function checkRootInUserspace(blob: string, layerHex: string, rootHash: string, hashOffset: number): void {
+  const label = `sha256:${layerHex}`;
+  let file: FileByteSource | undefined;
   try {
-    fd = openSync(device, 'r');
-    readSync(fd, Buffer.alloc(4096), 0, 4096, 0);
-    return undefined;
+    file = new FileByteSource(blob, { label });
+    openVerified(file, { hashOffset, rootHash, label, expectedDataBlocks: hashOffset / 4096, algorithms: ['sha256'] }).read(0, 4096);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const why = err instanceof VerityError ? err.detail : (err as Error).message;
+    throw new CommandError(`layer ${label}: ${why}`, { cause: err });
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    file?.close();
   }
 }
 

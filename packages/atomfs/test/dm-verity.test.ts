@@ -126,14 +126,13 @@ test('live: a wrong root hash is refused at open with nothing left; a foreign de
   live.track();
   const wrong = b.root.replace(/^./, (c) => (c === '0' ? '1' : '0'));
   assert.throws(() => openDmLayer(b.blob, b.hex, wrong, b.offset), (err: Error) => {
-    assert.match(err.message, new RegExp(`^layer ${b.hex}: .*EIO.*root hash ${wrong} does not match`));
+    assert.match(err.message, new RegExp(`^layer sha256:${b.hex}: root hash mismatch .*expected ${wrong}, computed ${b.root}$`));
     return true;
   });
   assert.ok(!existsSync(dmDevice(b.hex)), 'no device left');
-  // veritysetup itself opens it with the wrong hash, and its device reads EIO: the kernel's verdict.
-  must(['veritysetup', 'open', b.blob, `${b.hex}-verity`, b.blob, wrong, `--hash-offset=${b.offset}`]);
-  assert.notEqual(sh(['dd', `if=${dmDevice(b.hex)}`, 'of=/dev/null', 'bs=4096', 'count=1']).status, 0);
-  must(['veritysetup', 'close', `${b.hex}-verity`]);
+  // veritysetup's own verdict on the same data (without a device: a failing one costs udev seconds).
+  assert.notEqual(sh(['veritysetup', 'verify', b.blob, b.blob, wrong, `--hash-offset=${b.offset}`]).status, 0);
+  assert.equal(sh(['veritysetup', 'verify', b.blob, b.blob, b.root, `--hash-offset=${b.offset}`]).status, 0);
 
   // Someone else's device under the layer's name, over another file: "invalid root hash", kept.
   must(['veritysetup', 'open', other.blob, `${b.hex}-verity`, other.blob, other.root, `--hash-offset=${other.offset}`]);
