@@ -1,10 +1,11 @@
 import { mapUncompressed } from './block-map.js';
-import type { ByteSource } from './byte-source.js';
+import { FileSource, type ByteSource } from './byte-source.js';
 import { ExtentDecoder } from './decompress.js';
 import { parseDirBlock, type DirEntry } from './directory.js';
 import { CorruptImageError } from './errors.js';
 import { DataLayout, isCompressed, readInode, type ErofsInode } from './inode.js';
 import { Lru } from './lru.js';
+import { PathApi } from './paths.js';
 import { FeatureIncompat, parseSuperblock, type Superblock } from './superblock.js';
 import { readXattrs, shortPrefix, type Xattr } from './xattr.js';
 import { ZMap } from './zmap.js';
@@ -55,6 +56,17 @@ const MAX_SYMLINK_BYTES = 64 << 10;
  * lz4/lz4hc compressed with either index format, big pclusters, ztailpacking).
  */
 export class Erofs {
+  /** Open an image file (a window of a file with `offset`). */
+  static open(path: string | Buffer, options: ErofsOptions & { offset?: number } = {}): Erofs {
+    const source = new FileSource(path, options.offset ?? 0);
+    try {
+      return new Erofs(source, options);
+    } catch (err) {
+      source.close();
+      throw err;
+    }
+  }
+
   readonly superblock: Superblock;
   private readonly inodes = new Lru<number, ErofsInode>(4096);
   private readonly dirs = new Lru<number, DirListing>(200_000);
@@ -62,10 +74,14 @@ export class Erofs {
   private readonly extents: Lru<string, Buffer>;
   private readonly decoder: ExtentDecoder;
 
+  /** node:fs/promises-shaped calls on paths (stat, lstat, readdir, readlink, readFile, createReadStream, walk). */
+  readonly paths: PathApi;
+
   constructor(
     readonly source: ByteSource,
     options: ErofsOptions = {},
   ) {
+    this.paths = new PathApi(this);
     this.superblock = parseSuperblock(source);
     this.extents = new Lru(options.extentCacheBytes ?? 8 << 20);
     this.decoder = new ExtentDecoder(source, this.superblock);

@@ -4,7 +4,7 @@ export type { DirEntry } from './directory.js';
 export { Erofs, type ErofsOptions, type InodeAttr, type StatFs } from './erofs.js';
 export { CorruptImageError, DecompressError, ErofsError, FsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
 export { DataLayout, isCompressed, S_IFMT, type ErofsInode, type InodeKind } from './inode.js';
-export { PathApi, resolvePath, walkTree, type PathLike, type WalkEntry } from './paths.js';
+export { Dirent, PathApi, resolvePath, Stats, walkTree, type PathLike, type WalkEntry } from './paths.js';
 export {
   COMPRESSION_ALGORITHMS,
   EROFS_MAGIC,
