@@ -144,6 +144,8 @@ class Registry {
 class CuttingProxy {
   cutNext = 0;
   cutAfter = 0;
+  /** Accept connections and requests but never forward them: a registry that hangs. */
+  stall = false;
   cuts = 0;
   port = 0;
   private readonly server: Server;
@@ -157,6 +159,7 @@ class CuttingProxy {
       let cutAt = -1;
       let sent = 0;
       client.on('data', (d: Buffer) => {
+        if (this.stall) return;
         if (cutAt < 0 && this.cutNext > 0 && d.includes('Range:') && d.includes('/blobs/')) {
           this.cutNext--;
           cutAt = this.cutAfter;
@@ -390,7 +393,11 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
       assert.match(r.stderr.toString(), /Input\/output error/);
       // 3 tries of at most 3 s plus backoff; connection refused fails at once.
       assert.ok(ms < 15_000, `the failed read took ${ms} ms`);
+      t.diagnostic(`registry killed: failed read ${ms} ms`);
       await registry.start();
+      // Misses fail at once for a second after a failure (a hanging registry would cost every
+      // kernel read request the whole retry sequence), then one try each until one succeeds.
+      await new Promise((res) => setTimeout(res, 1100));
       assert.equal(sha256(readFileSync(join(mp, 'big'))), sha256(bigFile));
       // Dead again, with everything cached: still served; umount does not wait for the registry.
       registry.kill();
@@ -400,6 +407,32 @@ describe('atomfs and a docker:// registry (docker-registry + skopeo on loopback)
     } finally {
       if (registry.child === undefined) await registry.start();
     }
+  });
+
+  test('a hanging registry: an uncached read is EIO after the retries time out, umount does not wait', async (t) => {
+    const stack = useCleanup(t);
+    const env = cacheEnv('stall');
+    const mp = await mountAt('stall', [ref('tamper', proxy.port)], env, stack);
+    stack.add('unstall the proxy', () => (proxy.stall = false));
+    proxy.stall = true;
+    const t0 = Date.now();
+    const r = await run(['cat', join(mp, 'big')], { allowFail: true, timeoutMs: 90_000, maxOutput: 8 << 20 });
+    const ms = Date.now() - t0;
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr.toString(), /Input\/output error/);
+    // 3 tries of 3 s each (plus backoff) for the first request the kernel makes; the next ones
+    // fail at once (the registry was just found down).
+    assert.ok(ms < 20_000, `the failed read took ${ms} ms`);
+    // A read in flight (a one-try probe of the still hanging registry): umount answers at once.
+    await new Promise((res) => setTimeout(res, 1200));
+    const reader = run(['cat', join(mp, 'big')], { allowFail: true, timeoutMs: 90_000, maxOutput: 8 << 20 });
+    await new Promise((res) => setTimeout(res, 300));
+    const u = await atomfs(['umount', mp], env);
+    t.diagnostic(`hanging registry: failed read ${ms} ms; umount during a stuck read ${u.ms} ms (exit ${u.status}: ${u.stderr.trim()})`);
+    assert.ok(u.ms < 5000, `umount took ${u.ms} ms`);
+    proxy.stall = false;
+    const rr = await reader;
+    t.diagnostic(`the read in flight: exit ${rr.status} ${rr.stderr.toString().trim()}`);
   });
 
   test('an unprivileged user in a user namespace mounts from the registry with a cache of its own', async (t) => {

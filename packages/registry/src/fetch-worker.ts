@@ -4,8 +4,9 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { CachedBlob } from './cache.js';
-import { RegistryClient } from './client.js';
-import { BlobCacheError } from './errors.js';
+import { RegistryClient, type RetryPolicy } from './client.js';
+import { markDown, markUp, probePolicy, registryState } from './down.js';
+import { BlobCacheError, RegistryError, RegistryUnavailableError } from './errors.js';
 import { fillRange } from './fetch.js';
 import type { FetchReply, FetchRequest, FetcherData } from './fetch-protocol.js';
 
@@ -14,11 +15,11 @@ const signal = new Int32Array(data.signal);
 const clients = new Map<string, RegistryClient>();
 const blobs = new Map<string, CachedBlob>();
 
-function clientFor(req: FetchRequest): RegistryClient {
-  const key = JSON.stringify([req.repo.registry, req.repo.repository, req.repo.insecure === true, req.repo.authFile ?? '']);
+function clientFor(req: FetchRequest, policy: RetryPolicy): RegistryClient {
+  const key = JSON.stringify([req.repo.registry, req.repo.repository, req.repo.insecure === true, req.repo.authFile ?? '', policy]);
   let c = clients.get(key);
   if (c === undefined) {
-    c = new RegistryClient(req.repo, req.policy);
+    c = new RegistryClient(req.repo, policy);
     clients.set(key, c);
   }
   return c;
@@ -50,7 +51,17 @@ function reply(r: FetchReply): void {
 
 async function serve(req: FetchRequest): Promise<void> {
   try {
-    const bytes = await fillRange(clientFor(req), blobFor(req), req.digest, req.position, req.length);
+    const state = registryState(req.cacheDir, req.repo.registry);
+    if (state.kind === 'fail-fast') throw new RegistryError(`${req.repo.registry} did not answer ${Math.round(state.sinceMs)} ms ago; not trying again yet`);
+    const policy = state.kind === 'probe' ? probePolicy(req.policy) : req.policy;
+    let bytes: number;
+    try {
+      bytes = await fillRange(clientFor(req, policy), blobFor(req), req.digest, req.position, req.length);
+    } catch (err) {
+      if (err instanceof RegistryUnavailableError) markDown(req.cacheDir, req.repo.registry);
+      throw err;
+    }
+    if (state.kind === 'probe') markUp(req.cacheDir, req.repo.registry);
     reply({ id: req.id, ok: true, bytes });
   } catch (err) {
     const replaced = err instanceof BlobCacheError && /replaced/.test(err.message);
