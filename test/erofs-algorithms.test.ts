@@ -4,7 +4,7 @@
  * compared byte for byte; a tampered cluster is a clear error, never wrong bytes.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BufferSource, CorruptImageError, Erofs, FileSource, resolvePath } from '@atomfs/erofs';
@@ -135,4 +135,58 @@ test('long xattr name prefixes (xattr_prefixes), in the image and in the packed 
     assert.equal(Object.keys(kernel.get('/a')!.xattrs).length, 4, 'the kernel shows all four');
     assert.deepEqual(compareSnapshots(kernel, ours), [], withPacked ? 'prefixes in the packed inode' : 'prefixes in the image');
   }
+});
+
+test('an extent that starts inside a logical cluster, stored interlaced, reads as the kernel reads it', async () => {
+  const dir = makeTempDir('erofs-ilv', processCleanup);
+  const image = join(dir, 'ilv.erofs');
+  const list: WriterFile[] = [
+    { name: 'deflate', data: makeContent('text', 8000, 11), algorithm: 'deflate', interlaced: true },
+    { name: 'zstd', data: makeContent('text', 8192, 12), algorithm: 'zstd', interlaced: true },
+  ];
+  writeFileSync(image, writeErofsImage(list));
+  const fs = new Erofs(new FileSource(image));
+  let ours;
+  try {
+    for (const f of list) {
+      const ino = resolvePath(fs, `/${f.name}`, true);
+      assert.ok(fs.read(ino, 0, f.data.length).equals(f.data), f.name);
+      assert.ok(fs.read(ino, 7000, 100).equals(f.data.subarray(7000, 7100)), `${f.name} inside the plain extent`);
+    }
+    ours = snapshotErofs(fs);
+  } finally {
+    fs.close();
+  }
+  const kernel = await withLoopMount(image, (mp) => snapshotDir(mp), { fsType: 'erofs' });
+  assert.deepEqual(compareSnapshots(kernel, ours), []);
+});
+
+test('a stored extent reaching past its cluster into the next logical cluster is EIO, as on the kernel', async () => {
+  const dir = makeTempDir('erofs-ilv3', processCleanup);
+  const image = join(dir, 'ilv3.erofs');
+  const data = makeContent('text', 10000, 12);
+  writeFileSync(image, writeErofsImage([{ name: 'f', data, algorithm: 'deflate', interlaced: true }]));
+  const fs = new Erofs(new FileSource(image));
+  try {
+    const ino = resolvePath(fs, '/f', true);
+    assert.ok(fs.read(ino, 0, 8192).equals(data.subarray(0, 8192)), 'the first two logical clusters read');
+    assert.throws(() => fs.read(ino, 8192, 100), CorruptImageError);
+  } finally {
+    fs.close();
+  }
+  await withLoopMount(
+    image,
+    (mp) => {
+      const fd = openSync(join(mp, 'f'), 'r');
+      try {
+        const b = Buffer.alloc(8192);
+        assert.equal(readSync(fd, b, 0, 8192, 0), 8192);
+        assert.ok(b.equals(data.subarray(0, 8192)));
+        assert.throws(() => readSync(fd, b, 0, 100, 8192), /EUCLEAN|-117|Structure needs cleaning/);
+      } finally {
+        closeSync(fd);
+      }
+    },
+    { fsType: 'erofs' },
+  );
 });

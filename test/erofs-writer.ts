@@ -28,6 +28,11 @@ export interface WriterFile {
    * (which must compress), referenced partially instead of stored.
    */
   prefixOf?: string;
+  /**
+   * Two extents split inside a logical cluster: [0, 6000) compressed, the rest (at most 4 KiB)
+   * a plain cluster stored interlaced (each byte at its file offset modulo the block size).
+   */
+  interlaced?: boolean;
   /** xattrs stored inline after the inode; a name starting with a long prefix uses it. */
   xattrs?: { name: string; value: Buffer }[];
 }
@@ -147,6 +152,19 @@ export function writeErofsImage(files: readonly WriterFile[], options: WriterOpt
   const fileClusters = sorted.map((f) => {
     const clusters: { head: number; bytes: Buffer }[] = [];
     if (f.fragment === 'whole' || f.prefixOf !== undefined) return clusters;
+    if (f.interlaced) {
+      if (f.data.length <= 6000 || f.data.length > 6000 + BLOCK) throw new Error(`${f.name}: an interlaced file is 6001..10096 bytes`);
+      const c = compress(f.algorithm, f.data.subarray(0, 6000));
+      if (c.length >= BLOCK) throw new Error(`${f.name}: the first 6000 bytes must compress`);
+      const first = Buffer.alloc(BLOCK);
+      c.copy(first, BLOCK - c.length);
+      const plain = Buffer.alloc(BLOCK);
+      for (let x = 6000; x < f.data.length; x++) plain[x % BLOCK] = f.data[x]!;
+      return [
+        { head: 1, bytes: first },
+        { head: 0, bytes: plain },
+      ];
+    }
     const stop = f.fragment === 'tail' ? Math.floor(f.data.length / BLOCK) * BLOCK : f.data.length;
     for (let off = 0; off < stop; off += BLOCK) {
       const chunk = f.data.subarray(off, off + BLOCK);
@@ -198,6 +216,26 @@ export function writeErofsImage(files: readonly WriterFile[], options: WriterOpt
       index.writeUInt16LE(1 | 0x8000, 0);
       index.writeUInt32LE(at, 4);
       nids.push(place(Buffer.concat([inodeOf(0), header, index])));
+      return;
+    }
+    if (f.interlaced) {
+      // lcluster 0: head of [0, 6000); 1: plain head at 6000 - 4096; 2 (if any): non-head, 1 back.
+      header.writeUInt16LE(0x10, 4); // h_advise: INTERLACED_PCLUSTER
+      const n = Math.ceil(f.data.length / BLOCK);
+      const idx = Buffer.alloc(8 * n);
+      idx.writeUInt16LE(1, 0);
+      idx.writeUInt32LE(nextBlock, 4);
+      idx.writeUInt16LE(0, 8);
+      idx.writeUInt16LE(6000 - BLOCK, 10);
+      idx.writeUInt32LE(nextBlock + 1, 12);
+      if (n === 3) {
+        idx.writeUInt16LE(2, 16);
+        idx.writeUInt16LE(1, 20); // delta[0]: one back to the head
+        idx.writeUInt16LE(1, 22); // delta[1]
+      }
+      for (const c of clusters) data.push(c.bytes);
+      nextBlock += 2;
+      nids.push(place(Buffer.concat([inodeOf(2), header, idx])));
       return;
     }
     const tail = f.fragment === 'tail' ? 1 : 0;

@@ -292,16 +292,23 @@ export class ZMap {
   }
 
   /** The head lcluster of the extent holding `offset`, and where that extent starts. */
-  private findHead(offset: number): { head: Lcluster; headLcn: number; la: number } {
+  /**
+   * The head lcluster of the extent holding `offset`, where that extent starts, and where the
+   * kernel takes the mapping of `offset` to end (the next head's start when it is in the same
+   * logical cluster, else that cluster's end).
+   */
+  private findHead(offset: number): { head: Lcluster; headLcn: number; la: number; kernelEnd: number } {
     const bits = this.lclusterBits;
     let lcn = Math.floor(offset / 2 ** bits);
     const endoff = offset - lcn * 2 ** bits;
     let m = this.load(lcn);
     let distance: number;
+    let kernelEnd = (lcn + 1) * 2 ** bits;
     if (m.type !== LclusterType.NONHEAD) {
-      if (endoff >= m.clusterofs) return { head: m, headLcn: lcn, la: lcn * 2 ** bits + m.clusterofs };
+      if (endoff >= m.clusterofs) return { head: m, headLcn: lcn, la: lcn * 2 ** bits + m.clusterofs, kernelEnd };
       // The bytes before this head's start belong to the previous extent.
       if (lcn === 0) throw this.corrupt('first logical cluster starts after offset 0');
+      kernelEnd = lcn * 2 ** bits + m.clusterofs;
       distance = 1;
     } else {
       distance = m.delta0;
@@ -310,7 +317,7 @@ export class ZMap {
       if (distance <= 0 || distance > lcn || steps > this.totalIdx) throw this.corrupt(`bad lookback distance ${distance} at logical cluster ${lcn}`);
       lcn -= distance;
       m = this.load(lcn);
-      if (m.type !== LclusterType.NONHEAD) return { head: m, headLcn: lcn, la: lcn * 2 ** bits + m.clusterofs };
+      if (m.type !== LclusterType.NONHEAD) return { head: m, headLcn: lcn, la: lcn * 2 ** bits + m.clusterofs, kernelEnd };
       distance = m.delta0;
     }
   }
@@ -321,7 +328,7 @@ export class ZMap {
     const bs = this.sb.blockSize;
     const none = { pa: 0, plen: 0, algorithm: undefined, interlaced: false, inline: false, partialRef: false };
     if (this.wholeFragment) return { la: 0, llen: this.inode.size, ...none, fragmentOff: this.fragmentOff };
-    const { head, headLcn, la } = this.findHead(offset);
+    const { head, headLcn, la, kernelEnd } = this.findHead(offset);
     if (this.fragmentOff !== undefined && headLcn === this.tailHeadLcn) {
       if (offset < la) throw this.corrupt(`fragment tail at ${la} starts after offset ${offset}`);
       return { la, llen: this.inode.size - la, ...none, fragmentOff: this.fragmentOff };
@@ -355,6 +362,11 @@ export class ZMap {
       throw this.corrupt(`physical cluster [${pa}, ${pa + plen}) of the extent at ${la} lies outside the image or is too big`);
     }
     if (algorithm === undefined && llen > plen) throw this.corrupt(`stored extent at ${la} is ${llen} bytes in a ${plen}-byte cluster`);
+    // The kernel maps a stored extent up to kernelEnd and refuses it when that passes the
+    // cluster's size (a layout mkfs.erofs never writes): such images read as EIO on both.
+    if (algorithm === undefined && !inline && kernelEnd - la > plen) {
+      throw this.corrupt(`stored extent at ${la} is mapped to ${kernelEnd}, past its ${plen}-byte cluster`);
+    }
     return {
       la,
       llen,
