@@ -43,7 +43,9 @@ function cacheFill(cacheDir: string): { present: number; allocated: number } {
     const st = statSync(join(dir, f));
     allocated += st.blocks * 512;
     const map = readFileSync(join(dir, `${f}.chunks`));
-    for (let c = 0; c < map.length; c++) if (map[c] === 1) present += Math.min(1 << 20, st.size - c * (1 << 20));
+    // The map has one byte per chunk: its length gives the chunk size.
+    const CHUNK = map.length > 1 ? 2 ** Math.ceil(Math.log2(st.size / map.length)) : st.size;
+    for (let c = 0; c < map.length; c++) if (map[c] === 1) present += Math.min(CHUNK, st.size - c * CHUNK);
   }
   return { present, allocated };
 }

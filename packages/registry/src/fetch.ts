@@ -5,7 +5,7 @@ import type { RegistryClient } from './client.js';
 import { RegistryError, RemoteDigestError } from './errors.js';
 
 /** Largest range asked for in one request: a retry repeats at most this much. */
-export const MAX_RANGE_BYTES = 8 * CHUNK_BYTES;
+export const MAX_RANGE_BYTES = 8 << 20;
 
 /** Runs cut to at most MAX_RANGE_BYTES each. */
 export function splitRuns(runs: readonly ChunkRun[]): ChunkRun[] {
