@@ -143,6 +143,8 @@ export async function benchRegistry(runs = Number(process.env.RUNS ?? 3)): Promi
   } finally {
     if (isMounted(mp)) spawnSync(process.execPath, [ATOMFS, 'umount', mp], { env: { ...process.env, ATOMFS_TEST_RUN_DIR: runDir } });
     registry.kill('SIGKILL');
+    // The pushed copy, the caches and the skopeo copy: nothing worth keeping between runs.
+    if (!isMounted(mp)) rmSync(work, { recursive: true, force: true });
   }
 }
 
