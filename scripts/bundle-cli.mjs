@@ -65,7 +65,9 @@ const keepModuleUrls = {
   },
 };
 
-for (const [file, out] of [[entry, outfile], ...workers.map((w) => [w, resolve(outDir, basename(w))])]) {
+// A detached server runs serve-main.js: the FUSE server without the CLI's commands.
+const serveEntry = resolve(root, 'packages/atomfs/dist/src/serve-main.js');
+for (const [file, out] of [[entry, outfile], [serveEntry, resolve(outDir, 'serve-main.js')], ...workers.map((w) => [w, resolve(outDir, basename(w))])]) {
   await build({
     entryPoints: [file],
     outfile: out,

@@ -390,3 +390,14 @@ test('a target whose name is not UTF-8 is refused by its exact bytes, not mounte
   assert.match(assertOneLineError(r, 'non-UTF-8 target'), /x\\xff\\xfe": atomfs needs paths that are valid UTF-8/);
   assert.deepEqual(mountsUnder(dir), []);
 });
+
+test('a --metadir or --upper inside the target (the mount would hide it) is refused with one line, nothing mounted', async (t) => {
+  const { dir } = setup(t, 'inside');
+  const mp = join(dir, 'mp');
+  mkdirSync(mp);
+  let r = await atomfs(['mount', '--metadir', join(mp, 'run'), image, mp]);
+  assert.match(assertOneLineError(r, 'metadir inside'), /inside the target/);
+  r = await atomfs(['mount', '--metadir', join(dir, 'run'), '--upper', join(mp, 'up'), image, mp]);
+  assert.match(assertOneLineError(r, 'upper inside'), /--upper .* is inside the target/);
+  assert.deepEqual(mountsUnder(dir), []);
+});

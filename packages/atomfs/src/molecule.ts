@@ -78,10 +78,20 @@ export async function mountImage(o: MountOptions): Promise<MountRecord> {
   try {
     await clearEarlierMount(target, o.metadirFlag, o.debug);
     const metadir = metadirFor(target, o.metadirFlag);
+    refuseInside(target, metadir, 'the metadata dir (--metadir)');
+    if (o.upper !== undefined) refuseInside(target, resolve(o.upper), '--upper');
+    if (o.persist !== undefined) refuseInside(target, resolve(o.persist), '--persist');
     o.debug(`backend ${backend}, metadir ${metadir}`);
     return await mountSteps({ ...o, target }, specs, backend, metadir);
   } finally {
     lock.release();
+  }
+}
+
+/** A dir the mount needs after it is made must not lie under the target, where the mount hides it. */
+function refuseInside(target: string, dir: string, what: string): void {
+  if (dir === target || dir.startsWith(target === '/' ? '/' : `${target}/`)) {
+    throw new CommandError(`${what} ${dir} is inside the target ${target}, where the mount would hide it; choose a dir outside it`);
   }
 }
 
