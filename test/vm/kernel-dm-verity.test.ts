@@ -154,7 +154,7 @@ let fx: Fixture | undefined;
  * test/oci-images.ts's 3-layer image (generateTree + ROUND1 + ROUND2 through the kernel's
  * overlayfs), minus the bottom layer's char 0:0: the 6.1 kernel's overlayfs lists it in a
  * directory only one layer has but lookup treats it as a whiteout (ENOENT), so no snapshot of
- * either the truth or our mount could be taken. Later kernels hide it from the listing too.
+ * either the truth or our mount could be taken (the suites on the host's newer kernel keep it).
  */
 async function buildThreeLayers(work: string): Promise<{ oci: string; verityLayers: LayerFile[]; plainLayers: LayerFile[] }> {
   const base = join(work, 'base');
@@ -204,8 +204,9 @@ async function buildFixture(stack: CleanupStack): Promise<Fixture> {
   const victim = await packLayer(victimDir, join(dir, 'victim.sqfs'));
 
   // A bit in the middle of one 4 KiB piece of random.bin, found in the image. Not near the
-  // device's start or end: udev's blkid probes those when the dm device appears, so damage there
-  // is seen before the mount and refused by it (as Go atomfs does), which the tree case covers.
+  // device's start or end: udev's blkid reads those when the dm device appears, so damage there
+  // makes the device report corruption before the mount, which is then refused (as Go atomfs's
+  // status check does). This case is about damage found on read.
   const flipped = join(dir, 'victim.flipped.sqfs');
   copyFileSync(victim.file, flipped);
   const image = readFileSync(flipped);
