@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeLayout, type WrittenImage } from '@atomfs/oci';
@@ -68,10 +68,34 @@ async function packErofs(dir: string, out: string, options: string[]): Promise<B
   return { file: out, fsType: 'erofs', mediaType: options.includes('-zlz4hc') ? EROFS_LZ4HC : EROFS_LZ4, rootHash: m[1]!, imageBytes: size };
 }
 
+/** st_blksize and mtime in nanoseconds of every entry below `root` (snapshots keep whole seconds). */
+function fineTimes(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  // Names are bytes (some are not UTF-8): paths stay Buffers, keys are their latin1 spelling.
+  const visit = (path: Buffer, rel: string): void => {
+    const st = lstatSync(path, { bigint: true });
+    out.set(rel || '/', `blksize ${st.blksize} mtime ${st.mtimeNs}`);
+    if (!st.isDirectory()) return;
+    for (const n of readdirSync(path, { encoding: 'buffer' })) visit(Buffer.concat([path, Buffer.from('/'), n]), `${rel}/${n.toString('latin1')}`);
+  };
+  visit(Buffer.from(root), '');
+  return out;
+}
+let kernelFine: Map<string, string>;
+
 async function kernelMerged(files: readonly BuiltLayer[]): Promise<Snapshot> {
   const mps: string[] = [];
   const nest = async (i: number): Promise<Snapshot> => {
-    if (i === files.length) return withOverlayMount([...mps].reverse(), (mp) => snapshotDir(mp), { userxattr: true, extraOptions: ['ro'] });
+    if (i === files.length) {
+      return withOverlayMount(
+        [...mps].reverse(),
+        (mp) => {
+          kernelFine = fineTimes(mp);
+          return snapshotDir(mp);
+        },
+        { userxattr: true, extraOptions: ['ro'] },
+      );
+    }
     return withLoopMount(files[i]!.file, (mp) => {
       mps.push(mp);
       return nest(i + 1);
@@ -124,6 +148,10 @@ test('a mixed squashfs+erofs image through FUSE with verity equals the kernel ov
   assert.equal(m.status, 0, m.stderr);
   assert.equal(readMountinfo().find((x) => x.mountpoint === mp)?.fstype, 'fuse.atomfs');
   assert.deepEqual(compareSnapshots(truth, await snapshotDir(mp), { ignore: ['dirNlink'] }), []);
+  // Entries of erofs layers keep erofs's nanoseconds and 4096-byte st_blksize, as overlayfs shows them.
+  const ours = fineTimes(mp);
+  const differ = [...kernelFine].filter(([k, v]) => ours.get(k) !== v).map(([k, v]) => `${k}: kernel ${v}, ours ${ours.get(k)}`);
+  assert.deepEqual(differ.slice(0, 10), []);
   const v = await cli(['verify', '--metadir', runDir, mp]);
   assert.equal(v.status, 0, v.stdout + v.stderr);
   assert.equal(v.stdout, written.layers.map((l) => `${l.digest}: OK\n`).reverse().join(''));

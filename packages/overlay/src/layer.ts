@@ -24,6 +24,10 @@ export interface NodeAttr {
   rdev: number;
   /** st_blocks (512-byte units) when the layer knows it (sparse files count less than their size). */
   blocks?: number;
+  /** Nanoseconds of mtime, where the layer keeps them (erofs; squashfs has whole seconds). */
+  mtimeNsec?: number;
+  /** st_blksize as the kernel's own mount of the layer reports it, where the layer says. */
+  blksize?: number;
 }
 
 /** One directory entry as a layer lists it (without "." and ".."). */

@@ -31,6 +31,9 @@ export interface OverlayAttr {
   readonly rdev: number;
   /** st_blocks as the layer reports it, when it does (overlayfs shows the real inode's). */
   readonly blocks?: number;
+  /** mtime's nanoseconds and st_blksize, when the layer reports them (overlayfs shows the real inode's). */
+  readonly mtimeNsec?: number;
+  readonly blksize?: number;
 }
 
 export interface OverlayDirEntry {
@@ -368,6 +371,8 @@ function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
   };
   // Only when known: a layer without st_blocks leaves no undefined field behind.
   if (a.blocks !== undefined) attr.blocks = a.blocks;
+  if (a.mtimeNsec !== undefined) attr.mtimeNsec = a.mtimeNsec;
+  if (a.blksize !== undefined) attr.blksize = a.blksize;
   return Object.freeze(attr);
 }
 

@@ -12,6 +12,10 @@ export interface PlainAttr {
   rdev: number;
   /** st_blocks (512-byte units) when the source knows it (squashfs: as the kernel counts); else size-based. */
   blocks?: number;
+  /** mtime's nanoseconds, where the image keeps them (erofs). */
+  mtimeNsec?: number;
+  /** st_blksize of the entry's own filesystem, where it differs from the mount's default. */
+  blksize?: number;
 }
 
 /** fuse_attr from image attributes: squashfs keeps only mtime, so atime and ctime mirror it (as the kernel shows). */
@@ -23,14 +27,14 @@ export function toFuseAttr(a: Omit<PlainAttr, 'ino'>, ino: bigint, blksize: numb
     atime: a.mtime,
     mtime: a.mtime,
     ctime: a.mtime,
-    atimensec: 0,
-    mtimensec: 0,
-    ctimensec: 0,
+    atimensec: a.mtimeNsec ?? 0,
+    mtimensec: a.mtimeNsec ?? 0,
+    ctimensec: a.mtimeNsec ?? 0,
     mode: a.mode,
     nlink: a.nlink,
     uid: a.uid,
     gid: a.gid,
     rdev: a.rdev,
-    blksize,
+    blksize: a.blksize ?? blksize,
   };
 }
