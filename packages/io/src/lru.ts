@@ -33,6 +33,11 @@ export class Lru<K, V> {
     return hit.value;
   }
 
+  /** Whether `key` is cached (without touching it). */
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
   set(key: K, value: V, bytes = 1): void {
     const old = this.map.get(key);
     if (old !== undefined) {

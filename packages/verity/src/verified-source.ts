@@ -4,7 +4,7 @@ import { FileSource } from '@atomfs/io';
 import { checkReadRange, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
 import { SUPERBLOCK_SIZE, type TreeGeometry } from './geometry.js';
-import { LruMap } from './lru.js';
+import { Lru } from '@atomfs/io';
 import { parseRootHash } from './root-hash.js';
 import { parseSuperblock, validateSuperblock, type VeritySuperblock } from './superblock.js';
 import { firstNonZeroSpare } from './tree-level.js';
@@ -44,8 +44,8 @@ export class VerifiedSource implements ByteSource {
   private readonly hashHasher: BlockHasher;
   /** The verified top hash block (levels > 0), pinned. */
   private readonly top: Buffer | null;
-  private readonly hashCache: LruMap<Buffer>;
-  private readonly dataCache: LruMap<Buffer>;
+  private readonly hashCache: Lru<number, Buffer>;
+  private readonly dataCache: Lru<number, Buffer>;
   private readonly maxRun: number;
   private scratch: Buffer | null = null;
   /** The leaf hash block used last (verified), and its index. */
@@ -75,8 +75,11 @@ export class VerifiedSource implements ByteSource {
     const count = (v: number | undefined, fallback: number): number => (v !== undefined && Number.isSafeInteger(v) && v >= 0 ? v : fallback);
     const hashCacheBytes = count(options.hashCacheBytes, 4 * 1024 * 1024);
     // Keep at least one block per level so a descent never evicts the block it is about to use.
-    this.hashCache = new LruMap(Math.max(g.levels, Math.floor(hashCacheBytes / g.hashBlockSize)));
-    this.dataCache = new LruMap(count(options.dataCacheBlocks, 16));
+    this.hashCache = new Lru(Math.max(g.levels, Math.floor(hashCacheBytes / g.hashBlockSize)));
+    // An evicted block's buffer takes the next copy (see cachePartial).
+    this.dataCache = new Lru(count(options.dataCacheBlocks, 16), (evicted) => {
+      this.spare = evicted;
+    });
     this.maxRun = Math.max(1, count(options.maxRunBlocks, 256));
     this.spans = [];
     for (let i = 0; i <= g.levels; i++) this.spans.push(g.hashesPerBlock ** i);
@@ -181,8 +184,9 @@ export class VerifiedSource implements ByteSource {
   private cachePartial(blockNo: number, src: Buffer, srcOffset: number): void {
     const dbs = this.geometry.dataBlockSize;
     const copy = this.spare ?? Buffer.allocUnsafeSlow(dbs);
+    this.spare = undefined;
     src.copy(copy, 0, srcOffset, srcOffset + dbs);
-    this.spare = this.dataCache.set(blockNo, copy);
+    this.dataCache.set(blockNo, copy);
   }
 
   /** Copies the part of data block `blockNo` (at src[srcOffset...]) that falls in [position, end) to its place in `out`. */
