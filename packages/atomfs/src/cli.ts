@@ -1,8 +1,8 @@
 import { CommandError, UsageError } from './errors.js';
 
 // Command modules are imported when their command runs: loading every package (FUSE, overlay,
-// OCI, verity, the decoders) up front cost each invocation about 0.3 s, which a short
-// `atomfs verify` or `atomfs sqfs cat` paid in full.
+// OCI, verity, the decoders) up front slowed every invocation, which a short `atomfs verify`
+// or `atomfs sqfs cat` paid in full.
 const image = () => import('./commands/image.js');
 const sqfs = () => import('./commands/sqfs.js');
 const erofs = () => import('./commands/erofs.js');

@@ -28,14 +28,14 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
   if (logDir !== '') mkdirSync(logDir, { recursive: true });
   const log = openSync(logFile, 'a', 0o600);
   // The server makes no TLS connections: NODE_EXTRA_CA_CERTS would only make its Node parse a
-  // certificate bundle at start (45 ms of a cold mount here, where it names the system bundle).
+  // certificate bundle at start, a measurable part of a cold mount where it names the system bundle.
   // NODE_OPTIONS could carry --inspect (or --require): a server that others could drive.
   const { NODE_EXTRA_CA_CERTS: _certs, NODE_OPTIONS: _options, ...env } = process.env;
   const child = spawn(process.execPath, [SERVER_ENTRY, ...argv, '--ready-fd', '3'], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     // glibc's mmap threshold sits at 128 KiB, exactly a squashfs block: every block buffer of a
-    // native decoder became an mmap/munmap pair (lz4-napi varied 350-2300 MB/s; steady with these).
+    // native decoder became an mmap/munmap pair, and decoding speed varied widely; steady with these.
     // Fewer malloc arenas: each reserves 64 MiB of address space, which a `ulimit -v` counts.
     env: { MALLOC_MMAP_THRESHOLD_: '1048576', MALLOC_TRIM_THRESHOLD_: '67108864', MALLOC_ARENA_MAX: '2', ...env },
   });

@@ -34,8 +34,8 @@ import {
 } from './worker-protocol.js';
 
 /**
- * Measured default (README): on the 2-core test machine, handing READs to read workers cost
- * 30-60% more CPU per byte and was never faster than answering them on the session thread.
+ * Measured default (README, Benchmarks): on the 2-core test machine, handing READs to read
+ * workers cost more CPU per byte and won only with an idle second core.
  */
 export const DEFAULT_READ_WORKERS = 0;
 export const MAX_READ_WORKERS = 64;

@@ -373,8 +373,8 @@ export class Session {
 
   private addLookup(node: bigint): void {
     // Counts exist only to call fs.forget at the right time. A FileSystem without forget (ids
-    // derived from the data, nothing to free) skips them: a Map keyed by BigInt per entry was
-    // 8% of the server's CPU in a cold `find -ls` over 20,000 entries.
+    // derived from the data, nothing to free) skips them: a Map keyed by BigInt per entry was a
+    // visible share of the server's CPU in a cold `find -ls`.
     if (this.fs.forget === undefined) return;
     this.lookups.set(node, (this.lookups.get(node) ?? 0) + 1);
   }

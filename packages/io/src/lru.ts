@@ -24,7 +24,7 @@ export class Lru<K, V> {
     if (hit === undefined) return undefined;
     // Move the entry to the young end only when it has drifted into the older half: an entry
     // inserted or touched within the last half of the budget is safe from eviction anyway.
-    // Delete + set on every hit made Map upkeep 10% of a FUSE server's CPU on a directory walk.
+    // Delete + set on every hit made Map upkeep a visible share of a FUSE server's CPU on a walk.
     if (this.clock - hit.stamp > this.capacityBytes / 2) {
       this.map.delete(key);
       this.map.set(key, hit);
@@ -56,8 +56,8 @@ export class Lru<K, V> {
   /**
    * Drops the oldest entries until at most `target` bytes are used. In batches (down to 7/8 of
    * the budget) with one iterator: V8 leaves a hole for each deleted Map entry until it rehashes,
-   * and a fresh keys().next() per eviction walked over all of them (a cold walk of 20,000
-   * inodes through a smaller inode cache spent 8% of a FUSE server's CPU there).
+   * and a fresh keys().next() per eviction walked over all of them (a cold walk of many inodes
+   * through a smaller inode cache spent a visible share of a FUSE server's CPU there).
    */
   private evict(target: number): void {
     for (const [key, entry] of this.map) {

@@ -81,8 +81,8 @@ export function mergeListing(ctx: MergeContext, stack: DirStack): MergedChild[] 
 /**
  * mergeListing of a directory that exists in one layer only (every directory of a one-layer
  * image, most of any image): nothing to merge, so no name map, no latin1 key per name and no
- * intermediate entry per name (those were ~15% of a FUSE server's time in a cold walk of 20,000
- * entries, mostly garbage collection). `.wh.` names hide only lower layers, so here they are just
+ * intermediate entry per name (those were a large share of a FUSE server's time in a cold walk,
+ * mostly garbage collection). `.wh.` names hide only lower layers, so here they are just
  * left out. Undefined when a name occurs twice (a malformed directory): the general merge decides
  * those, so both paths give the same answer.
  */

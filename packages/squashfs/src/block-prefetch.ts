@@ -24,7 +24,7 @@ export const CTL_POS = 2;
 /**
  * Set by a helper that found the ring full: the block sequence number the extracting thread must
  * reach before the helper wants waking (0 = not waiting). Waking the helper on every freed slot
- * cost a futex wake per block (170 ms of 20,000 small files); it now sleeps until half the ring is free.
+ * cost a futex wake per block (expensive with many small files); it now sleeps until half the ring is free.
  */
 export const CTL_WANT = 3;
 export const CTL_WORDS = 4;
@@ -43,7 +43,7 @@ export function slotWord(seq: number, state: number): number {
 
 /**
  * Every non-empty file's blocks are prefetched, tails in fragment blocks included: decoding
- * fragment blocks was 270 ms of the extracting thread's time for an image of 20,000 small files.
+ * fragment blocks was a large part of the extracting thread's time for an image of many small files.
  */
 export function prefetched(inode: Inode): inode is FileInode {
   return inode.kind === 'file' && inode.fileSize > 0;

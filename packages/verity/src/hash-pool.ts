@@ -2,8 +2,8 @@ import { Worker } from 'node:worker_threads';
 import type { HashWorkerReady } from './hash-worker-protocol.js';
 
 /**
- * Hash worker threads kept between jobs. Starting a worker costs 50–150 ms here (a V8 isolate
- * plus module loading), as much as hashing 100 MiB; `atomfs verify` checks every layer of an image
+ * Hash worker threads kept between jobs. Starting a worker (a V8 isolate plus module loading)
+ * costs as much as hashing a large layer; `atomfs verify` checks every layer of an image
  * in turn, so workers are reused and only stopped after a quiet spell. Idle workers are unref'd:
  * they never keep the process alive.
  */

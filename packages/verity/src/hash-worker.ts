@@ -64,5 +64,5 @@ port.on('message', (msg: HashWorkerRequest) => {
 });
 
 // Loaded: the pool hands out tasks from now on (a task queued before this would wait out the
-// worker's start, 50-150 ms, while the calling thread could have hashed it).
+// worker's start, while the calling thread could have hashed it).
 port.postMessage({ ready: true } satisfies HashWorkerReady);

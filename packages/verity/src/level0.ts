@@ -87,7 +87,7 @@ let nextJobId = 1;
 
 /**
  * Level 0 on the calling thread plus `workers` pooled worker threads sharing the file descriptor.
- * Starting a worker costs 50–150 ms here, so the calling thread does not wait for them: whenever
+ * Starting a worker is slow (a V8 isolate), so the calling thread does not wait for them: whenever
  * the next chunk in order is not ready it hashes the next unassigned chunk itself. Chunks come
  * back in order; at most a few per thread are in flight or waiting, so memory stays bounded.
  */

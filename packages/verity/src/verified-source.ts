@@ -178,8 +178,8 @@ export class VerifiedSource implements ByteSource {
 
   /**
    * Keeps a copy of a verified data block, in the buffer of the block it evicts: a fresh 4 KiB
-   * buffer per copy (two per squashfs block read) cost 12% of a FUSE server's CPU in a verified
-   * sequential read. Cached blocks never leave this class (copyOut copies from them).
+   * buffer per copy (two per squashfs block read) was a visible share of a FUSE server's CPU in a
+   * verified sequential read. Cached blocks never leave this class (copyOut copies from them).
    */
   private cachePartial(blockNo: number, src: Buffer, srcOffset: number): void {
     const dbs = this.geometry.dataBlockSize;

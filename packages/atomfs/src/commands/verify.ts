@@ -18,8 +18,8 @@ import { resolveTarget } from '../target.js';
 import { resolveRef } from './image-ref.js';
 
 // `atomfs verify` in a module of its own: it needs the OCI reader and the verifier, not the
-// squashfs reader, its decoders, the overlay or the FUSE server (loading those was ~0.1 s of a
-// verify that hashes a 120 MiB layer in ~0.2 s).
+// squashfs reader, its decoders, the overlay or the FUSE server (loading those was a large part
+// of verifying a small layer).
 
 export const VERIFY_HELP = `Usage: atomfs verify [--json] [--metadir DIR] [--insecure] TARGET|OCIDIR:TAG|docker://HOST/REPO:TAG
 

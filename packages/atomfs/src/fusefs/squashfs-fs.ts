@@ -84,8 +84,8 @@ export class SquashfsFs implements FileSystem {
     if (Math.floor(offset / bs) === Math.floor((end - 1) / bs)) return this.image.read(inode, offset, end - offset);
     // Several blocks (the kernel asks for up to 1 MiB): assembled in one buffer reused across
     // calls, which FileSystem.read allows (the reply is written before the next call). A fresh
-    // 1 MiB buffer per READ page-faulted on every request: 17% of the server's CPU in a
-    // sequential-read profile went to that copy.
+    // 1 MiB buffer per READ page-faulted on every request, a large share of the server's CPU in
+    // a sequential-read profile.
     const n = end - offset;
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
     return this.scratch.subarray(0, this.image.readInto(inode, offset, n, this.scratch));

@@ -23,7 +23,7 @@ export class Lz4Decompressor implements Decompressor {
   decompress(src: Buffer, maxOutput: number): Buffer {
     checkBlockArgs(this.name, src, maxOutput);
     if (this.lib === undefined) return decodeTs(src, maxOutput);
-    // Reuse one framing buffer (decoding is synchronous): a fresh allocation per block cost ~15%.
+    // Reuse one framing buffer (decoding is synchronous): a fresh allocation per block was slower.
     if (this.scratch.length < 4 + src.length) this.scratch = Buffer.allocUnsafe(Math.max(4 + src.length, 2 * this.scratch.length));
     const framed = this.scratch.subarray(0, 4 + src.length);
     framed.writeUInt32LE(maxOutput, 0);

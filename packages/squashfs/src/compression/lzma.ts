@@ -39,8 +39,8 @@ export function parseLzmaAloneHeader(src: Buffer): LzmaAloneHeader {
  * blocks decode identically.
  *
  * The price: the end marker is no longer checked, so damage in the last few percent of a stream
- * (and a cut last byte) can decode to wrong data silently (measured: 0.3% of single-byte flips over
- * a whole 64 KiB block), where squashfs-tools would fail. lz4, lzo and zstd blocks have no check at
+ * (and a cut last byte) can decode to wrong data silently (rarely: a few single-byte flips in a
+ * thousand over a whole block), where squashfs-tools would fail. lz4, lzo and zstd blocks have no check at
  * all, and atomfs verifies images with dm-verity, so bounded memory wins.
  */
 export class LzmaDecompressor implements Decompressor {

@@ -15,7 +15,7 @@ type DCtx = InstanceType<ZstdBinding['DCtx']>;
  * decodes to exactly that), else min(cap, bound from the block headers). The decoder cannot write
  * past `dst`, so memory is bounded even for frames without a size.
  *
- * Fallback (fzstd, pure JS, about 5x slower) when the addon cannot load: it allocates what the
+ * Fallback (fzstd, pure JS, several times slower) when the addon cannot load: it allocates what the
  * header's content size says (or the window size when absent — up to 2 GiB), so it is only used on
  * frames with a content size (≤ cap); frames without one are rejected on that path.
  */
