@@ -90,3 +90,24 @@ test('both ways bin/atomfs runs the CLI (its bundle, and with ATOMFS_UNBUNDLED=1
   assert.equal(outputs[1], outputs[0]);
   assert.match(outputs[0]!, /: OK\n/);
 });
+
+test('sqfs extract shows a progress line on a terminal (script(1) gives it one), none into a pipe', async (t) => {
+  const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync('/tmp/atomfs-progress-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const src = join(dir, 'src');
+  for (let d = 0; d < 40; d++) {
+    mkdirSync(join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 200; f++) writeFileSync(join(src, `d${d}`, `f${f}`), `${d}/${f}\n`.repeat(50));
+  }
+  const img = join(dir, 'img.sqfs');
+  await run(['mksquashfs', src, img, '-noappend', '-quiet', '-no-progress', '-comp', 'gzip']);
+  const tty = await run(['script', '-qec', `${process.execPath} ${ATOMFS} sqfs extract ${img} ${join(dir, 'out1')}`, '/dev/null'], { timeoutMs: 120_000 });
+  const shown = tty.stdout.toString();
+  assert.match(shown, /\[=*\s*\] \d+\/8041 +\d+%/, `a progress line on the terminal: ${JSON.stringify(shown.slice(0, 300))}`);
+  assert.match(shown, /extracted 8000 files, 41 directories/);
+  const piped = await run([process.execPath, ATOMFS, 'sqfs', 'extract', img, join(dir, 'out2')]);
+  assert.doesNotMatch(piped.stderr.toString(), /%/);
+  assert.match(piped.stderr.toString(), /^extracted 8000 files, 41 directories/);
+});

@@ -24,6 +24,12 @@ export interface ExtractOptions {
   /** Subtree of the image to extract (default the whole image). */
   subdir?: string | Buffer;
   /**
+   * Called at most every `progressIntervalMs` (default 200) with the entries walked so far and
+   * the image's inode count (the total of a whole-image extraction; hard links count once).
+   */
+  onProgress?: (entries: number, inodes: number) => void;
+  progressIntervalMs?: number;
+  /**
    * Decode file blocks ahead on a second thread (default: when the image is a file of 16 MiB
    * or more and there are two cores). false keeps everything on the calling thread.
    */
@@ -79,8 +85,17 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
   mkdirSync(dest, { recursive: true });
   const made = creator(dest, owners);
   const prefetch = options.parallel === false ? undefined : BlockPrefetch.start(fs, options.subdir ?? '/');
+  const progress = options.onProgress;
+  const every = options.progressIntervalMs ?? 200;
+  let entries = 0;
+  let nextReport = Date.now() + every;
   try {
     for (const e of walkTree(fs, options.subdir ?? '/')) {
+      entries++;
+      if (progress !== undefined && Date.now() >= nextReport) {
+        progress(entries, fs.superblock.inodeCount);
+        nextReport = Date.now() + every;
+      }
       const target = e.depth === 0 ? destBuf : Buffer.concat([destBuf, relativeTail(e.pathBuffer, options.subdir)]);
       const inode = e.inode;
       if (lostDir !== undefined && isBelow(e.pathBuffer, lostDir)) {

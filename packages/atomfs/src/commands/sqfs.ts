@@ -197,7 +197,10 @@ async function sqfsSubcommand(argv: string[], debug: boolean): Promise<number> {
           onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
           // As unsquashfs: report each entry as it is skipped, carry on, fail at the end.
           onSkip: (s) => process.stderr.write(Buffer.concat([Buffer.from('warning: skipped '), describeSkip(s), NL])),
+          // On a terminal, a progress line as unsquashfs shows one (entries against the image's inodes).
+          ...(process.stderr.isTTY ? { onProgress: (n: number, total: number) => process.stderr.write(`\r${progressLine(n, total)}\x1b[K`) } : {}),
         });
+        if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
         process.stderr.write(`extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links, ${r.specials} special files (${r.bytes} bytes)\n`);
         if (r.skipped.length > 0) {
           const list = r.skipped.map((s) => describeSkip(s));
@@ -281,4 +284,12 @@ function guard<T>(fn: () => T, path: string): T {
   } catch (err) {
     throw new CommandError(`${path}: ${(inFile(err) as Error).message}`);
   }
+}
+
+/** "[=====     ] 1234/5678  21%" (hard links make the walk longer than the inode count: capped). */
+function progressLine(done: number, total: number): string {
+  const frac = Math.min(1, done / Math.max(1, total));
+  const width = 40;
+  const bar = '='.repeat(Math.round(frac * width)).padEnd(width);
+  return `[${bar}] ${Math.min(done, total)}/${total} ${Math.round(frac * 100).toString().padStart(3)}%`;
 }
