@@ -142,6 +142,8 @@ interface Fixture {
   flippedHex: string;
   flippedBlob: string;
   treeFlippedHex: string;
+  /** The victim with a flip in data block 8, which udev's probe of a new device reads. */
+  headFlippedHex: string;
   /** The root hash the `wrongroot` manifest gives the victim layer. */
   wrongRoot: string;
   randomData: Buffer;
@@ -220,15 +222,23 @@ async function buildFixture(stack: CleanupStack): Promise<Fixture> {
   copyFileSync(victim.file, treeFlipped);
   flipBit(treeFlipped, victim.squashfsBytes + BLOCK + 10, 5);
 
+  // A bit in data block 8 (random.bin too): udev's blkid reads the device's first blocks (1, 2,
+  // 8 and 16 measured; 100 not) when veritysetup makes it, so dm-verity reports corruption at once.
+  const headFlipped = join(dir, 'victim.headflip.sqfs');
+  copyFileSync(victim.file, headFlipped);
+  flipBit(headFlipped, 8 * BLOCK + 100, 1);
+
   const flippedLayer = { ...victim, file: flipped };
   const treeLayer = { ...victim, file: treeFlipped };
   await writeImage(oci, 'flip', [triFiles[0]!, flippedLayer]);
   await writeImage(oci, 'treeflip', [triFiles[0]!, treeLayer]);
+  await writeImage(oci, 'headflip', [triFiles[0]!, { ...victim, file: headFlipped }]);
   const wrong = victim.rootHash!.slice(0, 20) + (victim.rootHash![20] === 'a' ? 'b' : 'a') + victim.rootHash!.slice(21);
   await writeImage(oci, 'wrongroot', [triFiles[0]!, victim], { rootHashOverride: new Map([[1, wrong]]) });
   const victimHex = sha256Hex(victim.file);
   const flippedHex = sha256Hex(flipped);
   const treeFlippedHex = sha256Hex(treeFlipped);
+  const headFlippedHex = sha256Hex(headFlipped);
   const shareHex = [triHex[0]!, sha256Hex(extra.file)];
   return {
     dir,
@@ -243,9 +253,10 @@ async function buildFixture(stack: CleanupStack): Promise<Fixture> {
     flippedHex,
     flippedBlob: join(oci, 'blobs/sha256', flippedHex),
     treeFlippedHex,
+    headFlippedHex,
     wrongRoot: wrong,
     randomData,
-    allHex: [...new Set([...triHex, ...shareHex, victimHex, flippedHex, treeFlippedHex])],
+    allHex: [...new Set([...triHex, ...shareHex, victimHex, flippedHex, treeFlippedHex, headFlippedHex])],
   };
 }
 
@@ -402,20 +413,27 @@ describe('kernel dm-verity path (host root with device-mapper)', { concurrency: 
     await umountClean(mp, runDir, dir, [f.triHex[0]!, f.flippedHex]);
   });
 
-  for (const kind of ['treeflip', 'wrongroot'] as const) {
-    const what = kind === 'treeflip' ? 'a flipped bit in the hash tree' : 'a wrong root hash in the manifest';
+  const refusals = {
+    treeflip: 'a flipped bit in the hash tree',
+    wrongroot: 'a wrong root hash in the manifest',
+    headflip: 'a flipped bit in a data block udev reads when the device appears',
+  } as const;
+  for (const kind of ['treeflip', 'wrongroot', 'headflip'] as const) {
+    const what = refusals[kind];
     test(`${what}: mount refused with one line naming the layer, nothing left behind`, async (t) => {
       if (!needDm(t)) return;
       const f = fx!;
       const { dir, mp, runDir } = caseDir(t, kind);
-      const hex = kind === 'treeflip' ? f.treeFlippedHex : f.victimHex;
+      const hex = { treeflip: f.treeFlippedHex, wrongroot: f.victimHex, headflip: f.headFlippedHex }[kind];
       const blob = join(f.oci, 'blobs/sha256', hex);
-      const root = kind === 'treeflip' ? f.victim.rootHash! : f.wrongRoot;
+      const root = kind === 'wrongroot' ? f.wrongRoot : f.victim.rootHash!;
       const vs = await run(['veritysetup', 'verify', blob, blob, root, `--hash-offset=${f.victim.squashfsBytes}`], { allowFail: true });
       assert.notEqual(vs.status, 0, 'veritysetup verify refuses it too');
       const m = await cli(['mount', `${f.oci}:${kind}`, mp], runDir);
       const err = oneLineError(m);
       assert.ok(err.includes(hex), `the error names the layer: ${err}`);
+      // The tree's top and block 0 are checked before a device is made; the rest is the kernel's.
+      assert.match(err, kind === 'headflip' ? /verity reports corruption on device/ : /root hash mismatch/);
       t.diagnostic(err);
       assert.equal(mountAt(mp), undefined, 'nothing mounted at the target');
       assert.deepEqual(leftovers(dir, [f.triHex[0]!, hex]), [], 'no mount, loop or dm device left');

@@ -99,7 +99,12 @@ export function openDmLayer(blob: string, layerHex: string, rootHash: string, ha
   const status = s.ok ? parseVerityStatus(s.out) : 'unknown';
   if (status !== 'V') {
     if (created) run(veritysetupCloseArgv(layerHex));
-    throw new CommandError(status === 'C' ? `verity reports corruption on device "${dmName(layerHex)}"` : `invalid params for dm status for "${dmName(layerHex)}": ${s.out.trim() || s.err}`);
+    // "C" right after the device was made: udev's blkid read a damaged block of the layer.
+    throw new CommandError(
+      status === 'C'
+        ? `layer sha256:${layerHex}: verity reports corruption on device "${dmName(layerHex)}": a block read from it failed verification`
+        : `invalid params for dm status for "${dmName(layerHex)}": ${s.out.trim() || s.err}`,
+    );
   }
   return { device, created };
 }
