@@ -51,6 +51,11 @@ export class FileDataReader {
     // Compressed input never outlives decode(), so one buffer serves every block.
     this.raw = c.source.readInto !== undefined ? Buffer.allocUnsafeSlow(c.blockSize) : undefined;
   }
+  /** Bytes held by the decoded-block and block-index caches. */
+  cacheUse(): { data: number; index: number } {
+    return { data: this.c.blocks.costUsed, index: this.c.index.costUsed };
+  }
+
 
   /** Bytes [position, position+length) of a regular file, short only at end of file. */
   read(inode: FileInode, position: number, length: number): Buffer {

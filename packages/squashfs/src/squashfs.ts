@@ -16,9 +16,15 @@ import { XattrTable, type Xattr } from './xattr.js';
 export interface SquashfsOptions {
   /** Byte offset of the image inside the file (images embedded in larger files). */
   offset?: number;
-  /** Budget for decoded metadata blocks (default 8 MiB). */
+  /**
+   * One memory budget for all of this image's caches (default 48 MiB), shared out as: decoded
+   * data and fragment blocks 2/3, metadata blocks 1/6, decoded inodes 1/12, block indexes 1/12.
+   * The two options below set one share on its own.
+   */
+  cacheBytes?: number;
+  /** Budget for decoded metadata blocks (default: its share of cacheBytes, 8 MiB). */
   metadataCacheBytes?: number;
-  /** Budget for decoded data and fragment blocks (default 32 MiB). */
+  /** Budget for decoded data and fragment blocks (default: its share of cacheBytes, 32 MiB). */
   dataCacheBytes?: number;
   /**
    * Recycle the buffers of evicted data blocks (default false). Faster on first reads, but a
@@ -67,7 +73,8 @@ export class SquashFS {
   private ids: number[] | undefined;
   private readonly xattrs: XattrTable | undefined;
   private readonly exportTable: LookupTable | undefined;
-  private readonly inodes = new ByteLru<number, Inode>(4 << 20);
+  private readonly inodes: ByteLru<number, Inode>;
+  private readonly metaCache: ByteLru<number, MetadataBlock>;
   private readonly ctx: InodeContext;
   /** The path-level API, shaped like node:fs/promises (stat, lstat, readdir, readFile, walk, …). */
   readonly paths: PathApi = new PathApi(this);
@@ -93,7 +100,10 @@ export class SquashFS {
     if (name === undefined) throw new CorruptImageError(`unknown compressor id ${sb.compression}`, 20);
     this.compressor = name;
     const end = sb.bytesUsed;
-    const metaCache = new ByteLru<number, MetadataBlock>(options.metadataCacheBytes ?? 8 << 20);
+    const total = options.cacheBytes ?? 48 << 20;
+    this.inodes = new ByteLru<number, Inode>(Math.floor(total / 12));
+    const metaCache = new ByteLru<number, MetadataBlock>(options.metadataCacheBytes ?? Math.floor(total / 6));
+    this.metaCache = metaCache;
     let decompressor: Decompressor;
     if (sb.flags & SuperblockFlag.CompressorOptions) {
       // The options block is a metadata block at 96; mksquashfs always stores it uncompressed.
@@ -117,7 +127,7 @@ export class SquashFS {
       sb.exportTableStart === undefined ? undefined : new LookupTable(this.meta, source, 'export', sb.exportTableStart, sb.inodeCount, 8, end);
     const fragments =
       sb.fragmentCount > 0 ? new LookupTable(this.meta, source, 'fragment', sb.fragmentTableStart!, sb.fragmentCount, 16, end) : undefined;
-    const dataCacheBytes = options.dataCacheBytes ?? 32 << 20;
+    const dataCacheBytes = options.dataCacheBytes ?? Math.floor((total * 2) / 3);
     // The cache evicts an eighth of its budget at a time: keep that many buffers for reuse.
     const pool = options.reuseBlockBuffers === true ? new BlockPool(sb.blockSize, Math.ceil(dataCacheBytes / 8 / sb.blockSize) + 1) : undefined;
     this.data = new FileDataReader({
@@ -128,7 +138,7 @@ export class SquashFS {
       end,
       fragments,
       blocks: new ByteLru<number, Buffer>(dataCacheBytes, pool && ((b) => pool.give(b))),
-      index: new ByteLru(4 << 20),
+      index: new ByteLru(Math.floor(total / 12)),
       ...(pool ? { pool } : {}),
     });
     this.ctx = {
@@ -321,6 +331,11 @@ export class SquashFS {
     return blocks;
   }
 
+
+  /** Bytes each cache of this image holds now (their budgets: SquashfsOptions.cacheBytes). */
+  cacheUse(): { data: number; metadata: number; inodes: number; index: number } {
+    return { ...this.data.cacheUse(), metadata: this.metaCache.costUsed, inodes: this.inodes.costUsed };
+  }
   statfs(): StatFs {
     const sb = this.superblock;
     return {

@@ -116,3 +116,39 @@ describe('reuseBlockBuffers', () => {
     }
   });
 });
+
+describe('one memory budget for an image (cacheBytes)', () => {
+  let dir: string;
+  let img: string;
+  before(async () => {
+    dir = tempDir('budget');
+    const src = join(dir, 'src');
+    smallTree(src);
+    const rand = prng(7);
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(rand, 300_000));
+    img = join(dir, 'img.sqfs');
+    await mksquashfs(src, img, ['-comp', 'gzip', '-b', '65536']);
+  });
+  after(() => cleanup(dir));
+
+  function readAll(fs: SquashFS): number {
+    let total = 0;
+    for (const e of walkTree(fs, '/')) if (e.inode.kind === 'file') total += fs.read(e.inode, 0, e.inode.fileSize).length;
+    return total;
+  }
+  const used = (fs: SquashFS) => Object.values(fs.cacheUse()).reduce((a, b) => a + b, 0);
+
+  test('all the caches together stay within cacheBytes; the default budget holds more (control)', () => {
+    const small = SquashFS.open(img, { cacheBytes: 1 << 20 });
+    const big = SquashFS.open(img);
+    try {
+      assert.equal(readAll(small), readAll(big));
+      assert.ok(used(small) <= 1 << 20, `within 1 MiB: ${JSON.stringify(small.cacheUse())}`);
+      assert.ok(used(big) > 1 << 20, `control: the default keeps more: ${JSON.stringify(big.cacheUse())}`);
+      assert.ok(used(big) <= 48 << 20);
+    } finally {
+      small.close();
+      big.close();
+    }
+  });
+});
