@@ -208,44 +208,42 @@ async function makeSocket(path: string): Promise<void> {
   if (!lstatSync(path).isSocket()) throw new TreeGenerationError(`${path} is not a socket after bind`);
 }
 
-/**
- * Create the test tree in `dir` (created if missing; must be empty). Needs root (chown, mknod,
- * trusted.* xattrs). Takes ~1-2 s without `big`.
- */
-export async function generateTree(dir: string, opts: TreeOptions = {}): Promise<TreeInfo> {
-  const big = opts.big ?? false;
-  const medium = opts.medium ?? true;
-  mkdirSync(dir, { recursive: true });
-  if (readdirSync(dir).length > 0) throw new TreeGenerationError(`${dir} is not empty`);
-  chmodSync(dir, 0o755);
-  const b = new Builder(dir);
-  let seed = 1000;
+/** The seed of each generated content, in the order the sections take them. */
+interface Seeds {
+  next(): number;
+}
 
+// ---- sections of the tree (each adds its entries through the builder, in this order) ----------
+
+function addRegularFiles(b: Builder, seeds: Seeds) {
   // ---- regular files: sizes x content kinds -------------------------------------------------
   b.dir('files');
   const sizedFiles: string[] = [];
   SIZES.forEach((size, i) => {
     const kind = size <= 1 ? 'random' : KINDS[i % KINDS.length]!;
-    sizedFiles.push(b.file(`files/s${size}-${kind}`, makeContent(kind, size, seed++)));
+    sizedFiles.push(b.file(`files/s${size}-${kind}`, makeContent(kind, size, seeds.next())));
   });
   // Every size once more with incompressible content, so each boundary is seen as raw blocks too.
-  for (const size of SIZES.filter((s) => s > 1)) sizedFiles.push(b.file(`files/r${size}`, makeContent('random', size, seed++)));
+  for (const size of SIZES.filter((s) => s > 1)) sizedFiles.push(b.file(`files/r${size}`, makeContent('random', size, seeds.next())));
   const blk = 128 * KiB;
   const zeroBlockMiddle = b.file(
     'files/zero-block-middle',
-    Buffer.concat([makeContent('random', blk, seed++), Buffer.alloc(blk), makeContent('text', blk + 999, seed++)]),
+    Buffer.concat([makeContent('random', blk, seeds.next()), Buffer.alloc(blk), makeContent('text', blk + 999, seeds.next())]),
   );
-  const holesSmall = b.sparse('files/holes-small', MiB, [{ at: 300_000, data: makeContent('random', 10_000, seed++) }]);
-  b.file('files/tail-zeros', Buffer.concat([makeContent('random', 200_000, seed++), Buffer.alloc(100_000)]));
-  const dup = makeContent('random', 300_000, seed++);
-  const dupSmall = makeContent('text', 100, seed++);
+  const holesSmall = b.sparse('files/holes-small', MiB, [{ at: 300_000, data: makeContent('random', 10_000, seeds.next()) }]);
+  b.file('files/tail-zeros', Buffer.concat([makeContent('random', 200_000, seeds.next()), Buffer.alloc(100_000)]));
+  const dup = makeContent('random', 300_000, seeds.next());
+  const dupSmall = makeContent('text', 100, seeds.next());
   const duplicates = [
     b.file('files/dup-a', dup),
     b.file('files/dup-b', dup),
     b.file('files/dup-small-a', dupSmall),
     b.file('files/dup-small-b', dupSmall),
   ];
+  return { sizedFiles, zeroBlockMiddle, holesSmall, duplicates };
+}
 
+function addLargeFiles(b: Builder, medium: boolean, big: boolean) {
   // ---- large files ------------------------------------------------------------------------
   b.dir('large');
   let compressible20M: string | undefined;
@@ -272,7 +270,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
       { at: size - 5000, data: makeContent('random', 5000, seedB++) },
     ]);
   }
+  return { compressible20M, sparse100M, sparseHuge };
+}
 
+function addManyEntries(b: Builder): string {
   // ---- a 700-entry directory (several metadata blocks, directory index, many dir headers) ----
   const dir700 = b.dir('many');
   for (let i = 0; i < 700; i++) {
@@ -287,7 +288,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     }
   }
   b.xattr('many', 'user.many', 'seven hundred');
+  return dir700;
+}
 
+function addDeepNesting(b: Builder): string {
   // ---- 40-level nesting ----------------------------------------------------------------------
   let deep = 'deep';
   b.dir(deep);
@@ -296,7 +300,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     b.dir(deep);
   }
   const deepLeaf = b.file(`${deep}/leaf`, 'bottom of the well\n');
+  return deepLeaf;
+}
 
+function addNames(b: Builder) {
   // ---- names -------------------------------------------------------------------------------
   b.dir('names');
   const longName = b.file(`names/${'n'.repeat(255)}`, '255 bytes\n');
@@ -316,7 +323,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     b.xattr(rel, 'user.bytes', n);
     return b.file(rel, n);
   });
+  return { longName, longUtf8Name, utf8Names, nonUtf8Names };
+}
 
+function addSymlinks(b: Builder) {
   // ---- symlinks ----------------------------------------------------------------------------
   b.dir('links');
   const symlinks = {
@@ -328,17 +338,23 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     self: b.symlink('links/self', 'self'),
     nonUtf8Target: b.symlink('links/bytes-target', Buffer.from('caf\xe9/\xff', 'latin1')),
   };
+  return symlinks;
+}
 
+function addHardLinks(b: Builder, seeds: Seeds): string[] {
   // ---- hard links --------------------------------------------------------------------------
   b.dir('hard');
   b.dir('hard/a');
   b.dir('hard/b');
-  const hardlinks = [b.file('hard/a/one', makeContent('text', 5000, seed++), 0o640)];
+  const hardlinks = [b.file('hard/a/one', makeContent('text', 5000, seeds.next()), 0o640)];
   hardlinks.push(b.link('hard/a/one', 'hard/b/two'), b.link('hard/a/one', 'hard/three'));
   b.xattr('hard/a/one', 'user.linked', 'shared by three names');
   b.file('hard/a/empty-1', '');
   b.link('hard/a/empty-1', 'hard/b/empty-2');
+  return hardlinks;
+}
 
+async function addSpecialFiles(b: Builder) {
   // ---- special files -----------------------------------------------------------------------
   b.dir('special');
   const fifo = await b.special('special/fifo', 0o640, (p) => ['mkfifo', p]);
@@ -356,7 +372,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     await b.special('special/block-259-300000', 0o640, (p) => ['mknod', p, 'b', '259', '300000']),
   ];
   b.xattr('special/fifo', 'trusted.fifo', 'on a fifo');
+  return { fifo, socket, charDevices, blockDevices };
+}
 
+function addPermissions(b: Builder) {
   // ---- permissions -------------------------------------------------------------------------
   b.dir('perms');
   const setuid = b.file('perms/setuid', '#!/bin/sh\n', 0o4755);
@@ -378,7 +397,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   b.dir('perms/dir-111');
   b.file('perms/dir-111/reachable', 'x-only directory\n');
   chmodSync(b.abs('perms/dir-111'), 0o111);
+  return { setuid, setgid, stickyDir, mode000File, mode000Dir };
+}
 
+async function addOwners(b: Builder): Promise<string[]> {
   // ---- owners ------------------------------------------------------------------------------
   b.dir('owners');
   const owners: string[] = [];
@@ -392,7 +414,10 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   lchownSync(b.abs('owners/link-1000-2000'), 1000, 2000);
   owners.push(await b.special('owners/fifo-65534', 0o664, (p) => ['mkfifo', p]));
   lchownSync(b.abs('owners/fifo-65534'), 65534, 65534);
+  return owners;
+}
 
+function addXattrs(b: Builder, seeds: Seeds) {
   // ---- xattrs ------------------------------------------------------------------------------
   b.dir('xattrs');
   b.file('xattrs/small', 'small\n');
@@ -401,7 +426,7 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   b.file('xattrs/empty-value', '');
   b.xattr('xattrs/empty-value', 'user.empty', '');
   const xattrBig = b.file('xattrs/big-3000', 'big xattr\n');
-  b.xattr('xattrs/big-3000', 'user.big', makeContent('random', 3000, seed++));
+  b.xattr('xattrs/big-3000', 'user.big', makeContent('random', 3000, seeds.next()));
   b.file('xattrs/binary', 'bin\n');
   b.xattr('xattrs/binary', 'user.binary', Buffer.from([0, 1, 2, 0, 0xff, 0x0a, 0x3d, 0x5c, 0]));
   b.file('xattrs/many-names', 'many\n');
@@ -409,7 +434,7 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   b.file('xattrs/long-name', 'long\n');
   b.xattr('xattrs/long-name', 'user.' + 'k'.repeat(200), 'long name');
   // One value on many files (squashfs stores it once, out of line) with per-file sets that differ.
-  const sharedValue = makeContent('text', 300, seed++);
+  const sharedValue = makeContent('text', 300, seeds.next());
   b.dir('xattrs/shared');
   const xattrShared: string[] = [];
   for (let i = 0; i < 30; i++) {
@@ -431,9 +456,11 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   b.xattr('xattrs/dir-with-xattrs', 'trusted.dir', 'trusted on a directory');
   b.xattr('', 'user.root', 'on the root');
   // No xattrs on symlinks: mksquashfs 4.5.1 silently drops them, so they could not be ground truth.
+  return { xattrBig, xattrShared };
+}
 
-  const emptyDir = b.dir('empty-dir');
-
+/** mtimes are all set explicitly, and last: creating entries changes directory mtimes. */
+async function setMtimes(b: Builder, fifo: string): Promise<Record<string, number>> {
   // ---- mtimes: all set explicitly, last (creating entries changes directory mtimes) ---------
   b.dir('mtimes');
   const mtimes: Record<string, number> = {};
@@ -447,8 +474,6 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   mtimes[fifo] = SPECIAL_MTIMES.maxU32;
   mtimes['/'] = SPECIAL_MTIMES.int32PlusOne + 12345;
 
-  await setXattrs(b.xattrs);
-
   for (const rel of b.created) {
     const k = b.key(rel);
     const t = mtimes[k] ?? defaultMtime(k);
@@ -456,6 +481,37 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
   }
   lutimesSync(b.root, mtimes['/']!, mtimes['/']!);
 
+  return mtimes;
+}
+
+/**
+ * Create the test tree in `dir` (created if missing; must be empty). Needs root (chown, mknod,
+ * trusted.* xattrs). Takes ~1-2 s without `big`.
+ */
+export async function generateTree(dir: string, opts: TreeOptions = {}): Promise<TreeInfo> {
+  const big = opts.big ?? false;
+  const medium = opts.medium ?? true;
+  mkdirSync(dir, { recursive: true });
+  if (readdirSync(dir).length > 0) throw new TreeGenerationError(`${dir} is not empty`);
+  chmodSync(dir, 0o755);
+  const b = new Builder(dir);
+  let seed = 1000;
+  const seeds: Seeds = { next: () => seed++ };
+
+  const regular = addRegularFiles(b, seeds);
+  const large = addLargeFiles(b, medium, big);
+  const dir700 = addManyEntries(b);
+  const deepLeaf = addDeepNesting(b);
+  const names = addNames(b);
+  const symlinks = addSymlinks(b);
+  const hardlinks = addHardLinks(b, seeds);
+  const specials = await addSpecialFiles(b);
+  const perms = addPermissions(b);
+  const owners = await addOwners(b);
+  const xattrs = addXattrs(b, seeds);
+  const emptyDir = b.dir('empty-dir');
+  await setXattrs(b.xattrs);
+  const mtimes = await setMtimes(b, specials.fifo);
   return {
     root: resolve(dir),
     big,
@@ -463,33 +519,17 @@ export async function generateTree(dir: string, opts: TreeOptions = {}): Promise
     entryCount: b.created.length,
     apparentBytes: b.apparentBytes,
     paths: {
-      sizedFiles,
-      zeroBlockMiddle,
-      holesSmall,
-      duplicates,
-      compressible20M,
-      sparse100M,
-      sparseHuge,
+      ...regular,
+      ...large,
       dir700,
       deepLeaf,
-      longName,
-      longUtf8Name,
-      utf8Names,
-      nonUtf8Names,
+      ...names,
       symlinks,
       hardlinks,
-      fifo,
-      socket,
-      charDevices,
-      blockDevices,
-      setuid,
-      setgid,
-      stickyDir,
-      mode000File,
-      mode000Dir,
+      ...specials,
+      ...perms,
       owners,
-      xattrBig,
-      xattrShared,
+      ...xattrs,
       emptyDir,
       mtimes,
     },
