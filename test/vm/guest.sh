@@ -26,6 +26,13 @@ chmod 0755 /run
 modprobe virtio_blk && modprobe ext4 && mkdir -p /scratch && mount -t ext4 /dev/vda /scratch ||
   { echo "vm-guest: no scratch disk"; finish 2; }
 for d in tmp var-tmp; do mkdir -p "/scratch/$d" && chmod 1777 "/scratch/$d"; done
+# A checkout under /tmp or /var/tmp (CI may clone there) would be hidden by those mounts: it is
+# reached through /checkout instead (the tests find everything relative to their own files).
+case "$(pwd -P)/" in
+  /tmp/* | /var/tmp/*)
+    mkdir -p /checkout && mount --bind "$(pwd -P)" /checkout && cd /checkout || { echo "vm-guest: cannot bind the checkout"; finish 2; }
+    ;;
+esac
 mount --bind /scratch/tmp /tmp
 mount --bind /scratch/var-tmp /var/tmp
 mkdir -p /out
