@@ -5,7 +5,7 @@
  * removeTestUser of a name another file still uses would pull the user from under it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, rmSync, statSync } from 'node:fs';
 import { CommandError, run, runSync, type RunOptions, type RunResult } from './exec.js';
 import type { CleanupStack } from './cleanup.js';
 
@@ -52,7 +52,11 @@ export function ensureTestUser(name: string, stack?: CleanupStack): TestUser {
 /** Delete user `name` and its group; no error if it does not exist. */
 export function removeTestUser(name: string): void {
   if (!NAME_RE.test(name)) throw new TestUserError(`bad user name ${JSON.stringify(name)}`);
-  if (!lookup(name)) return;
+  const user = lookup(name);
+  if (!user) return;
+  // atomfs's per-user runtime dir when the user mounted without --metadir: the next user given
+  // this uid must not inherit it (atomfs would rightly refuse it as someone else's).
+  rmSync(`/tmp/atomfs-run-${user.uid}`, { recursive: true, force: true });
   const r = runSync(['userdel', name], { allowFail: true });
   // 6: does not exist (raced with another cleanup).
   if (r.status !== 0 && r.status !== 6) throw new CommandError(['userdel', name], r.status, r.signal, r.stderr.toString('utf8'));

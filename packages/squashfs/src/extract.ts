@@ -24,8 +24,9 @@ export interface ExtractOptions {
   /** Subtree of the image to extract (default the whole image). */
   subdir?: string | Buffer;
   /**
-   * Called at most every `progressIntervalMs` (default 200) with the entries walked so far and
-   * the image's inode count (the total of a whole-image extraction; hard links count once).
+   * Called at the first entry, then at most every `progressIntervalMs` (default 200), and at the
+   * end, with the entries walked so far and the image's inode count (the total of a whole-image
+   * extraction; hard links count once).
    */
   onProgress?: (entries: number, inodes: number) => void;
   progressIntervalMs?: number;
@@ -92,7 +93,7 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
   try {
     for (const e of walkTree(fs, options.subdir ?? '/')) {
       entries++;
-      if (progress !== undefined && Date.now() >= nextReport) {
+      if (progress !== undefined && (entries === 1 || Date.now() >= nextReport)) {
         progress(entries, fs.superblock.inodeCount);
         nextReport = Date.now() + every;
       }
@@ -163,6 +164,7 @@ export async function extract(fs: SquashFS, dest: string | Buffer, options: Extr
         }
       }
     }
+    progress?.(entries, fs.superblock.inodeCount);
   } finally {
     await prefetch?.stop();
   }
