@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -93,7 +93,13 @@ export async function sqfsMount(argv: string[], globalDebug: boolean): Promise<n
     if (debug) childArgs.push('--debug');
     // The default log is only worth keeping when something went wrong.
     if (!explicitLog) childArgs.push('--remove-log', logFile);
-    await startDetached(childArgs, logFile);
+    try {
+      await startDetached(childArgs, logFile);
+    } catch (err) {
+      // A server that never got to say anything (it could not even start) leaves no empty log behind.
+      if (!explicitLog && existsSync(logFile) && statSync(logFile).size === 0) removeLog(logFile);
+      throw err;
+    }
     return 0;
   }
 
