@@ -1,3 +1,5 @@
+import { deviceNumbers } from '@atomfs/squashfs';
+
 /**
  * The one JSON form of a listed entry, for `atomfs ls --json` and `atomfs sqfs ls --json`: one
  * object per line (NDJSON), so a listing of any size streams. JSON strings are Unicode: a name or
@@ -39,10 +41,6 @@ export function entryType(stMode: number): EntryType {
   return TYPES.get(stMode & 0o170000) ?? 'file';
 }
 
-/** Device major/minor of a Linux dev_t as squashfs and the kernel encode it (new_encode_dev). */
-export function devNumbers(rdev: number): { major: number; minor: number } {
-  return { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
-}
 
 /** What a lister knows of an entry: raw name bytes, and a device's rdev rather than its numbers. */
 export interface ListedEntry extends Omit<ListingRecord, 'path' | 'pathBase64' | 'target' | 'targetBase64' | 'major' | 'minor'> {
@@ -67,7 +65,7 @@ export function listingRecord(e: ListedEntry): ListingRecord {
     inode: e.inode,
     ...(target !== undefined ? { target } : {}),
     ...(target !== undefined && notUtf8(target, e.target!) ? { targetBase64: e.target!.toString('base64') } : {}),
-    ...((e.type === 'block' || e.type === 'char') && e.rdev !== undefined ? devNumbers(e.rdev) : {}),
+    ...((e.type === 'block' || e.type === 'char') && e.rdev !== undefined ? deviceNumbers(e.rdev) : {}),
   };
 }
 

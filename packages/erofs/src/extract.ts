@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { deviceNumbers, makeSocket } from '@atomfs/squashfs';
 import type { Erofs } from './erofs.js';
 import { ErofsError } from './errors.js';
 import type { ErofsInode } from './inode.js';
@@ -118,8 +118,7 @@ function isZero(b: Buffer): boolean {
 
 function makeNode(fs: Erofs, inode: ErofsInode, tmp: string, target: Buffer): boolean {
   const rdev = fs.attr(inode).rdev;
-  const major = (rdev >> 8) & 0xfff;
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+  const { major, minor } = deviceNumbers(rdev);
   const args = inode.kind === 'fifo' ? ['mkfifo', tmp] : ['mknod', tmp, inode.kind === 'block' ? 'b' : 'c', String(major), String(minor)];
   // Node has no mknod(2): the coreutils tools do it, under an ASCII name, renamed after.
   const r = spawnSync(args[0]!, args.slice(1), { stdio: 'ignore' });
@@ -128,19 +127,6 @@ function makeNode(fs: Erofs, inode: ErofsInode, tmp: string, target: Buffer): bo
   return true;
 }
 
-async function makeSocket(tmp: string, target: Buffer): Promise<void> {
-  // bind(2) creates the socket file; Node unlinks it on close, so a second link keeps it.
-  const keep = `${tmp}.keep`;
-  await new Promise<void>((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(tmp, () => {
-      linkSync(tmp, keep);
-      server.close(() => resolve());
-    });
-  });
-  renameSync(keep, target);
-}
 
 function finish(inode: ErofsInode, target: Buffer, owners: boolean): void {
   const isLink = inode.kind === 'symlink';

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { pathComponents } from '@atomfs/squashfs';
 import type { DirEntry } from './directory.js';
 import type { Erofs, InodeAttr } from './erofs.js';
 import { CorruptImageError, FsError } from './errors.js';
@@ -9,17 +10,6 @@ export type PathLike = string | Buffer;
 /** Symlinks followed while resolving one path (Linux's MAXSYMLINKS). */
 const MAX_SYMLINKS = 40;
 
-function components(path: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= path.length; i++) {
-    if (i === path.length || path[i] === 0x2f) {
-      if (i > start) out.push(path.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  return out;
-}
 
 /**
  * Resolve a path inside the image as the kernel would on a mount of it: absolute and relative
@@ -30,7 +20,7 @@ export function resolvePath(fs: Erofs, path: PathLike, followLast: boolean): Ero
   const text = path.toString();
   const raw = typeof path === 'string' ? Buffer.from(path) : path;
   const stack: ErofsInode[] = [fs.root()];
-  const pending = components(raw).reverse();
+  const pending = pathComponents(raw).reverse();
   let links = 0;
   while (pending.length > 0) {
     const name = pending.pop()!;
@@ -47,7 +37,7 @@ export function resolvePath(fs: Erofs, path: PathLike, followLast: boolean): Ero
       if (++links > MAX_SYMLINKS) throw new FsError('ELOOP', 'stat', text);
       const target = fs.readlink(child);
       if (target[0] === 0x2f) stack.length = 1;
-      pending.push(...components(target).reverse());
+      pending.push(...pathComponents(target).reverse());
       continue;
     }
     stack.push(child);
@@ -65,7 +55,7 @@ export interface WalkEntry {
 export function* walkTree(fs: Erofs, start: PathLike = '/'): Generator<WalkEntry> {
   const top = resolvePath(fs, start, true);
   const base = typeof start === 'string' ? Buffer.from(start) : start;
-  const prefix = components(base);
+  const prefix = pathComponents(base);
   const rootPath = Buffer.from('/' + prefix.map((c) => c.toString('latin1')).join('/'), 'latin1');
   yield { path: rootPath, inode: top };
   const stack: { path: Buffer; nid: number; entries: DirEntry[]; i: number }[] = [];

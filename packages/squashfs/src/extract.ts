@@ -314,7 +314,8 @@ function makeNode(inode: Inode, tmp: string, target: Buffer): boolean {
   return true;
 }
 
-async function makeSocket(tmp: string, target: Buffer): Promise<void> {
+/** Create a unix socket file at `target` (via the ASCII temporary name `tmp`), as extraction needs. */
+export async function makeSocket(tmp: string, target: Buffer): Promise<void> {
   // bind(2) on a unix socket creates the socket file. Node unlinks it when the server closes,
   // so keep a second link to it made before closing.
   const keep = `${tmp}.keep`;

@@ -25,7 +25,8 @@ export function pathBytes(path: PathLike): Buffer {
   throw new TypeError(`The "path" argument must be of type string, Buffer, Uint8Array or URL (got ${typeof path})`);
 }
 
-function components(path: PathLike): Buffer[] {
+/** The non-empty components of a path, as raw bytes ("a//b/" gives a, b). */
+export function components(path: PathLike): Buffer[] {
   const b = pathBytes(path);
   const out: Buffer[] = [];
   let start = 0;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Erofs, extract, FileSource, resolvePath, walkTree, type ErofsInode, type WalkEntry } from '@atomfs/erofs';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
-import { devNumbers, listingRecord, notUtf8, type ListingRecord } from '../listing.js';
+import { deviceNumbers } from '@atomfs/squashfs';
+import { listingRecord, notUtf8, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const EROFS_HELP = `Usage: atomfs erofs <command> [options] IMAGE ...
@@ -85,7 +86,7 @@ function entryLine(fs: Erofs, e: WalkEntry, long: boolean): string | Buffer {
   let head = '';
   if (long) {
     const a = fs.attr(i);
-    const dev = devNumbers(a.rdev);
+    const dev = deviceNumbers(a.rdev);
     const size = i.kind === 'block' || i.kind === 'char' ? `${dev.major},${dev.minor}` : String(a.size);
     const t = new Date(a.mtime * 1000).toISOString().replace('T', ' ').slice(0, 16);
     head = `${modeString(i)} ${String(a.uid).padStart(5)}/${String(a.gid).padEnd(5)} ${size.padStart(12)} ${t} `;

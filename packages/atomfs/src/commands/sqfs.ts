@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
-import { CorruptImageError, extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
+import { CorruptImageError, deviceNumbers, extract, resolvePath, SquashFS, SuperblockFlag, walkTree, type ExtractSkip, type Inode, type WalkEntry } from '@atomfs/squashfs';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
-import { devNumbers, listingRecord, notUtf8, type ListingRecord } from '../listing.js';
+import { listingRecord, notUtf8, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
 
 export const SQFS_HELP = `Usage: atomfs sqfs <command> [options] IMAGE ...
@@ -95,7 +95,7 @@ const ARROW = Buffer.from(' -> ');
 function longLine(e: WalkEntry): string {
   const i = e.inode;
   const size =
-    i.kind === 'block' || i.kind === 'char' ? `${devNumbers(i.rdev).major},${devNumbers(i.rdev).minor}` : String(e.stats.size);
+    i.kind === 'block' || i.kind === 'char' ? `${deviceNumbers(i.rdev).major},${deviceNumbers(i.rdev).minor}` : String(e.stats.size);
   const t = new Date(i.mtime * 1000).toISOString().replace('T', ' ').slice(0, 16);
   const link = i.kind === 'symlink' ? ` -> ${i.target.toString('utf8')}` : '';
   return `${modeString(i)} ${String(i.uid).padStart(5)}/${String(i.gid).padEnd(5)} ${size.padStart(12)} ${t} ${e.path}${link}`;
