@@ -48,4 +48,16 @@ export class MountCommandError extends FuseError {
 export class FuseProtocolError extends FuseError {}
 
 /** The FileSystem module could not be loaded or did not build a FileSystem. */
-export class FileSystemLoadError extends FuseError {}
+export class FileSystemLoadError extends FuseError {
+  /**
+   * The FileSystem's own message when createFileSystem() threw (a corrupt layer, say), without
+   * this package's words around it: a caller that knows the module can report it as its own.
+   * It crosses from a worker thread as text, so it is kept apart from `cause`.
+   */
+  readonly filesystemMessage: string | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; filesystemMessage?: string }) {
+    super(message, options);
+    this.filesystemMessage = options?.filesystemMessage;
+  }
+}

@@ -3,7 +3,7 @@
  * READ requests the session thread queues, writing each reply to /dev/fuse itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadFileSystem } from './fs-module.js';
+import { loadError, loadFileSystem } from './fs-module.js';
 import { describeError, fdLogger } from './log.js';
 import { ReadQueue } from './read-queue.js';
 import { deviceWriter } from './request-loop.js';
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   try {
     fs = await loadFileSystem(data.fs);
   } catch (err) {
-    post({ type: 'load-error', message: (err as Error).message });
+    post(loadError(err));
     return;
   }
   const queue = new ReadQueue(data.queue);

@@ -339,7 +339,7 @@ export class FuseServer {
     };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'ready') readyResolve();
-      else if (m.type === 'load-error') readyReject(new FileSystemLoadError(m.message));
+      else if (m.type === 'load-error') readyReject(new FileSystemLoadError(m.message, m.filesystemMessage === undefined ? {} : { filesystemMessage: m.filesystemMessage }));
       onMessage(m);
     });
     worker.on('error', (err) => {

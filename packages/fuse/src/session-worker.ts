@@ -3,7 +3,7 @@
  * readSync(/dev/fuse) → Session.handle → writevSync until the kernel ends the connection.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadFileSystem } from './fs-module.js';
+import { loadError, loadFileSystem } from './fs-module.js';
 import { describeError, fdLogger } from './log.js';
 import { ReadQueue } from './read-queue.js';
 import { deviceWriter, runBlockingLoop } from './request-loop.js';
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   try {
     fs = await loadFileSystem(data.fs);
   } catch (err) {
-    post({ type: 'load-error', message: (err as Error).message });
+    post(loadError(err));
     return;
   }
   const control = new Int32Array(data.control);

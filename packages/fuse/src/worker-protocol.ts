@@ -34,6 +34,6 @@ export interface ReadWorkerData {
 
 export type WorkerMessage =
   | { readonly type: 'ready' }
-  | { readonly type: 'load-error'; readonly message: string }
+  | { readonly type: 'load-error'; readonly message: string; readonly filesystemMessage?: string }
   | { readonly type: 'init'; readonly negotiated: NegotiatedInit }
   | { readonly type: 'closed'; readonly reason: string };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { FuseError, FuseServer } from '@atomfs/fuse';
+import { FileSystemLoadError, FuseError, FuseServer } from '@atomfs/fuse';
 import { parse } from '../args.js';
 import { signalReady } from '../daemon.js';
 import { CommandError } from '../errors.js';
@@ -34,6 +34,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       unmountOnSignals: ['SIGTERM', 'SIGINT', 'SIGHUP'],
     });
   } catch (err) {
+    // A layer that cannot be opened (bad root hash, corrupt superblock) is reported in the
+    // layer's own words: the mount command shows this line as its error.
+    if (err instanceof FileSystemLoadError && err.filesystemMessage !== undefined) throw new CommandError(err.filesystemMessage);
     if (err instanceof FuseError) throw new CommandError(err.message);
     throw err;
   }

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { findMount } from '@atomfs/fuse';
 import { startDetached } from '../daemon.js';
 import { CommandError } from '../errors.js';
-import { openOverlayFs } from '../fusefs/overlay-fs.js';
 import { isRunning } from '../undo.js';
 import type { BackendMount, MountBackend } from './backend.js';
 import type { Journal } from './journal.js';
@@ -14,9 +13,8 @@ export const fuseBackend: MountBackend = { name: 'fuse', mount: mountFuse };
 
 async function mountFuse(o: BackendMount, journal: Journal): Promise<void> {
   const { specs, upper } = o;
-  // Open every layer here first: a bad root hash or a corrupt superblock is reported by this
-  // command, not buried in a server log.
-  openOverlayFs([...specs]).close();
+  // The layers are opened by the server alone: one that cannot be (a bad root hash, a corrupt
+  // superblock) stops it before it mounts anything, and its error line becomes this command's.
   const metadir = journal.metadir;
   const record = journal.record;
   const fuseTarget = upper !== undefined ? join(metadir, 'mounts', 'merged') : o.target;
