@@ -20,7 +20,7 @@ import { printRatioTable, type RatioRow, type Row } from './lib.js';
 import { benchMountLatency, type LatencyResult } from './mount-latency.js';
 import { benchRss, RSS_WORKLOAD, type RssResult } from './rss.js';
 import { benchShapes, SHAPES_SQUASHFUSE_TOOL, SHAPES_VERITY_TOOL, SHAPES_WORKLOAD_PREFIX, type ShapesResult } from './shapes.js';
-import { benchWorkloads, WL_MOUNT_WORKLOAD, WL_PREFIX, WL_SQUASHFUSE_TOOL, WL_VERITY_TOOL, type WorkloadsResult } from './workloads.js';
+import { benchWorkloads, WL_MOUNT_WORKLOAD, WL_PREFIX, WL_SECOND_RUN, WL_SQUASHFUSE_TOOL, WL_VERITY_TOOL, type WorkloadsResult } from './workloads.js';
 import { benchVerityDetailed, type VerityBenchResult } from './verity.js';
 
 const SECTIONS = ['extract', 'fuse', 'verity', 'latency', 'rss', 'shapes', 'workloads'] as const;
@@ -93,7 +93,8 @@ const GOALS: Goal[] = [
   },
   ratioGoal(
     `≥1× ${WL_SQUASHFUSE_TOOL}`,
-    (w) => w.startsWith(WL_PREFIX) && w !== WL_MOUNT_WORKLOAD && !w.endsWith(': server CPU'),
+    // The issue's goal is for a fresh mount; the 2nd-run rows only show what a warm server does.
+    (w) => w.startsWith(WL_PREFIX) && w !== WL_MOUNT_WORKLOAD && !w.endsWith(': server CPU') && !w.endsWith(WL_SECOND_RUN),
     WL_VERITY_TOOL,
     WL_SQUASHFUSE_TOOL,
     1,
