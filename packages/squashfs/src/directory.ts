@@ -22,6 +22,17 @@ interface DirHeader {
   inodeNumber: number;
 }
 
+/** The fixed part of an entry, decoded; its name follows at the scan position. */
+interface EntryRecord {
+  header: DirHeader;
+  nameSize: number;
+  type: number;
+  /** Offset of the inode in its metadata block. */
+  offset: number;
+  /** Inode number relative to the run's base. */
+  inodeDelta: number;
+}
+
 /** One directory index record of an extended directory inode. */
 interface DirIndexEntry {
   /** Byte offset of a run header from the start of the listing. */
@@ -43,15 +54,25 @@ export class DirectoryReader {
   /** Every entry, in on-disk (sorted) order. */
   list(dir: DirInode): DirEntry[] {
     const entries: DirEntry[] = [];
-    this.scan(dir, { block: this.tableStart + dir.startBlock, offset: dir.offset }, 0, (e) => {
-      entries.push(e);
+    this.scan(dir, { block: this.tableStart + dir.startBlock, offset: dir.offset }, 0, (r, pos) => {
+      const at = pos.block;
+      const name = this.meta.read(pos, r.nameSize);
+      if (name.includes(0x2f) || name.includes(0)) throw new CorruptImageError('directory entry name contains "/" or NUL', at);
+      if (isDotOrDotDot(name)) throw new CorruptImageError('directory entry is named "." or ".."', at);
+      entries.push(entryOf(r, name));
       return false;
     });
     return entries;
   }
 
-  /** The entry called `name`, using the directory index of extended directories to skip ahead. */
+  /**
+   * The entry called `name`, using the directory index of extended directories to skip ahead.
+   * Names are compared where they lie in the metadata (most differ in their first bytes); only a
+   * match is copied out. A name no valid listing holds (empty, over 256 bytes, with "/" or NUL,
+   * "." or "..") is never found, so a match needs no further checks.
+   */
   lookup(dir: DirInode, name: Buffer): DirEntry | undefined {
+    if (name.length === 0 || name.length > MAX_NAME || name.includes(0x2f) || name.includes(0) || isDotOrDotDot(name)) return undefined;
     let start: MetadataPosition = { block: this.tableStart + dir.startBlock, offset: dir.offset };
     let consumed = 0;
     for (const idx of this.index(dir)) {
@@ -60,9 +81,9 @@ export class DirectoryReader {
       consumed = idx.index;
     }
     let found: DirEntry | undefined;
-    this.scan(dir, start, consumed, (e) => {
-      const c = Buffer.compare(e.name, name);
-      if (c === 0) found = e;
+    this.scan(dir, start, consumed, (r, pos) => {
+      const c = this.meta.compareAt(pos, r.nameSize, name);
+      if (c === 0) found = entryOf(r, Buffer.from(name));
       // Listings are sorted: once past the name it cannot come later.
       return c >= 0;
     });
@@ -88,13 +109,16 @@ export class DirectoryReader {
 
   /**
    * Walk the listing from `pos`, `consumed` bytes already accounted for, calling `visit` for each
-   * entry until it returns true. Every step consumes bytes of a listing whose size the inode
-   * states, so a corrupt listing cannot loop forever.
+   * entry, with `pos` at its name, until it returns true; `visit` reads (or compares) the name,
+   * advancing `pos` past it. Every step consumes bytes of a listing whose size the inode states,
+   * so a corrupt listing cannot loop forever.
    */
-  private scan(dir: DirInode, pos: MetadataPosition, consumed: number, visit: (e: DirEntry) => boolean): void {
+  private scan(dir: DirInode, pos: MetadataPosition, consumed: number, visit: (r: EntryRecord, pos: MetadataPosition) => boolean): void {
     const total = dir.fileSize <= 3 ? 0 : dir.fileSize - 3;
     let header: DirHeader | undefined;
     let left = 0;
+    // One record, refilled per entry (a visitor that keeps it copies what it needs).
+    const record: EntryRecord = { header: { count: 0, startBlock: 0, inodeNumber: 0 }, nameSize: 0, type: 0, offset: 0, inodeDelta: 0 };
     while (consumed < total) {
       const at = pos.block;
       if (left === 0) {
@@ -112,22 +136,23 @@ export class DirectoryReader {
       if (type < 1 || type > 7) throw new CorruptImageError(`directory entry type ${type} is invalid`, at);
       const offset = e.readUInt16LE(0);
       if (offset >= 8192) throw new CorruptImageError(`directory entry inode offset ${offset} is past a metadata block`, at);
-      const name = this.meta.read(pos, nameSize);
-      if (name.includes(0x2f) || name.includes(0)) throw new CorruptImageError('directory entry name contains "/" or NUL', at);
-      if ((nameSize === 1 && name[0] === 0x2e) || (nameSize === 2 && name[0] === 0x2e && name[1] === 0x2e)) {
-        throw new CorruptImageError('directory entry is named "." or ".."', at);
-      }
       consumed += 8 + nameSize;
       left--;
-      const h = header!;
-      const entry: DirEntry = {
-        name,
-        ref: makeRef(h.startBlock, offset),
-        type,
-        inodeNumber: (h.inodeNumber + e.readInt16LE(2)) >>> 0,
-      };
-      if (visit(entry)) return;
+      record.header = header!;
+      record.nameSize = nameSize;
+      record.type = type;
+      record.offset = offset;
+      record.inodeDelta = e.readInt16LE(2);
+      if (visit(record, pos)) return;
     }
     if (consumed !== total) throw new CorruptImageError(`directory listing overruns its size (${total} bytes)`, pos.block);
   }
+}
+
+function entryOf(r: EntryRecord, name: Buffer): DirEntry {
+  return { name, ref: makeRef(r.header.startBlock, r.offset), type: r.type, inodeNumber: (r.header.inodeNumber + r.inodeDelta) >>> 0 };
+}
+
+function isDotOrDotDot(name: Buffer): boolean {
+  return (name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
 }

@@ -86,10 +86,7 @@ export class MetadataReader {
     while (done < out.length) {
       const b = this.block(block);
       if (offset >= b.data.length) {
-        if (offset > b.data.length || b.data.length < METADATA_BLOCK_SIZE) {
-          throw new CorruptImageError(`metadata offset ${offset} is past the end of its block (${b.data.length} bytes)`, block);
-        }
-        block = b.next;
+        block = this.following(block, b, offset);
         offset = 0;
         continue;
       }
@@ -106,6 +103,51 @@ export class MetadataReader {
     }
     pos.block = block;
     pos.offset = offset;
+  }
+
+  /**
+   * Compares the `length` bytes at `pos` with `name` as Buffer.compare(bytes, name) would (by
+   * sign), and advances `pos` past them. Directory lookups compare every name they pass: done in
+   * place, no Buffer is made for names that do not match.
+   */
+  compareAt(pos: MetadataPosition, length: number, name: Buffer): number {
+    let { block, offset } = pos;
+    let b = this.block(block);
+    let result = 0;
+    let i = 0;
+    for (; i < length && result === 0; i++) {
+      if (offset >= b.data.length) {
+        block = this.following(block, b, offset);
+        offset = 0;
+        b = this.block(block);
+      }
+      result = i < name.length ? b.data[offset]! - name[i]! : 1;
+      offset++;
+    }
+    if (result === 0 && length < name.length) result = -1;
+    // Skip what is left of the record after the first difference.
+    let left = length - i;
+    while (left > 0) {
+      if (offset >= b.data.length) {
+        block = this.following(block, b, offset);
+        offset = 0;
+        b = this.block(block);
+      }
+      const n = Math.min(left, b.data.length - offset);
+      offset += n;
+      left -= n;
+    }
+    pos.block = block;
+    pos.offset = offset;
+    return result;
+  }
+
+  /** The block after `b` (at `block`) for a record that goes on at `offset`; only a full block has one. */
+  private following(block: number, b: MetadataBlock, offset: number): number {
+    if (offset > b.data.length || b.data.length < METADATA_BLOCK_SIZE) {
+      throw new CorruptImageError(`metadata offset ${offset} is past the end of its block (${b.data.length} bytes)`, block);
+    }
+    return b.next;
   }
 }
 
