@@ -47,7 +47,7 @@ export function runBlockingLoop(fd: number, session: Session, control: Int32Arra
       return `error: ${(err as Error).message}`;
     }
     mounted = true;
-    session.handle(buf.subarray(0, n));
+    session.handle(buf, n);
     if (!initReported && session.negotiated) {
       initReported = true;
       onInit();
@@ -84,7 +84,7 @@ export function runCallbackLoop(
       }
       mounted = true;
       try {
-        session.handle(buf.subarray(0, n));
+        session.handle(buf, n);
       } catch (e) {
         // Session.handle answers every FileSystem failure itself; this is a bug in the session.
         log(`session failed: ${describeError(e)}`);
