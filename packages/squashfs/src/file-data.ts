@@ -89,8 +89,15 @@ export class FileDataReader {
     const first = Math.floor(position / blockSize);
     const last = Math.floor((end - 1) / blockSize);
     for (let i = first; i <= last; i++) {
-      const b = this.block(inode, i);
       const blockStart = i * blockSize;
+      // A full-size data block this read takes whole is decoded straight into `out`, not through
+      // the cache: nothing is likely to want it again soon (a FUSE reader's page cache keeps it),
+      // and caching it would evict the fragment blocks that many small files share.
+      if (i < inode.blockCount && blockStart >= position && blockStart + blockSize <= end && blockStart + blockSize <= inode.fileSize) {
+        this.blockInto(inode, i, out.subarray(blockStart - position, blockStart - position + blockSize));
+        continue;
+      }
+      const b = this.block(inode, i);
       const from = Math.max(position, blockStart) - blockStart;
       const to = Math.min(end, blockStart + b.length) - blockStart;
       b.copy(out, blockStart + from - position, from, to);
