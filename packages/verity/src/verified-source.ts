@@ -1,5 +1,4 @@
-import { readSync } from 'node:fs';
-import { BlockHasher } from './block-hasher.js';
+import { BlockHasher, SaltedBlocks, type HashSpec } from './block-hasher.js';
 import { FileSource } from '@atomfs/io';
 import { checkReadRange, type ByteSource } from './byte-source.js';
 import { RootHashMismatchError, VerityArgumentError, VerityMismatchError, VeritySpareAreaError, VeritySuperblockError, VerityTruncatedError } from './errors.js';
@@ -47,7 +46,9 @@ export class VerifiedSource implements ByteSource {
   private readonly hashCache: Lru<number, Buffer>;
   private readonly dataCache: Lru<number, Buffer>;
   private readonly maxRun: number;
-  private scratch: Buffer | null = null;
+  private readonly spec: HashSpec;
+  /** Salted slots the runs of data blocks are read into (made on first use). */
+  private slots: SaltedBlocks | undefined;
   /** The leaf hash block used last (verified), and its index. */
   private lastLeaf: Buffer | undefined;
   private lastLeafIndex = -1;
@@ -67,7 +68,8 @@ export class VerifiedSource implements ByteSource {
     this.label = options.label;
     this.root = parseRootHash(rootHash, g.digestSize, this.label);
     this.size = g.dataBytes;
-    const spec = { algorithm: g.algorithm, hashType: g.hashType, salt };
+    const spec: HashSpec = { algorithm: g.algorithm, hashType: g.hashType, salt };
+    this.spec = spec;
     this.dataHasher = new BlockHasher(spec, g.dataBlockSize);
     this.hashHasher = new BlockHasher(spec, g.hashBlockSize);
     // Caller-tunable sizes: anything but a non-negative integer falls back to the default,
@@ -134,43 +136,47 @@ export class VerifiedSource implements ByteSource {
       let runEnd = b;
       while (runEnd < last && runEnd - b + 1 < this.maxRun && !this.dataCache.has(runEnd + 1)) runEnd++;
       const count = runEnd - b + 1;
-      const run = this.readRun(b * dbs, count * dbs);
+      const run = this.readRun(b, count);
       for (let k = 0; k < count; k++) {
         const blockNo = b + k;
+        const block = run.block(k);
         // Verification first; only then may any byte of the block reach `out`.
-        this.verifyDataBlock(blockNo, run, k * dbs);
-        this.copyOut(run, k * dbs, blockNo, position, end, out);
+        this.verifySlot(blockNo, run, k);
+        this.copyOut(block, 0, blockNo, position, end, out);
         // Cache only blocks this read used partially: those are the ones a neighbouring
         // unaligned read (squashfs metadata blocks straddle 4 KiB) asks for next. A copy, so
-        // the cache never pins a large run buffer.
+        // the cache never pins the run's memory.
         const start = blockNo * dbs;
-        if (start < position || start + dbs > end) this.cachePartial(blockNo, run, k * dbs);
+        if (start < position || start + dbs > end) this.cachePartial(blockNo, block, 0);
       }
       b = runEnd + 1;
     }
   }
 
   /**
-   * Bytes of a run of data blocks. From a file source they are read into one reused scratch
-   * buffer (a view valid until the next call): a fresh buffer per FUSE read costs page faults,
-   * which are slow in VMs. Any other source goes through its read().
+   * Data blocks [first, first+count) in reused salted slots (valid until the next call), each
+   * block beside its own copy of the salt so that it is hashed where it lies. From a file source
+   * they are read with one readv straight into the slots (a fresh buffer per FUSE read cost page
+   * faults, slow in VMs; a separate salted copy per block cost a memcpy); any other source goes
+   * through its read().
    */
-  private readRun(position: number, length: number): Buffer {
+  private readRun(first: number, count: number): SaltedBlocks {
+    const dbs = this.geometry.dataBlockSize;
+    this.slots ??= new SaltedBlocks(this.spec, dbs, this.maxRun);
     const file = this.file;
-    if (!(file instanceof FileSource) || file.fd < 0) return file.read(position, length);
-    checkReadRange(this.label, position, length, file.size);
-    if (this.scratch === null || this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.maxRun * this.geometry.dataBlockSize));
-    let done = 0;
-    while (done < length) {
-      const n = readSync(file.fd, this.scratch, done, length - done, file.offset + position + done);
-      if (n === 0) throw new VerityTruncatedError(this.label, position + done, length - done, position + done);
-      done += n;
+    if (!(file instanceof FileSource) || file.fd < 0) {
+      this.slots.fillFromSource(file, first * dbs, count);
+      return this.slots;
     }
-    return this.scratch.subarray(0, length);
+    checkReadRange(this.label, first * dbs, count * dbs, file.size);
+    if (!this.slots.fillFromFd(file.fd, file.offset + first * dbs, count)) {
+      throw new VerityTruncatedError(this.label, first * dbs, count * dbs, first * dbs);
+    }
+    return this.slots;
   }
 
   close(): void {
-    this.scratch = null;
+    this.slots = undefined;
     this.hashCache.clear();
     this.dataCache.clear();
     this.file.close?.();
@@ -197,12 +203,13 @@ export class VerifiedSource implements ByteSource {
     src.copy(out, from - position, srcOffset + from - start, srcOffset + to - start);
   }
 
-  /** Checks the data block at src[srcOffset, srcOffset + dataBlockSize) against the tree. */
-  private verifyDataBlock(blockNo: number, src: Buffer, srcOffset: number): void {
+  /** Checks data block `blockNo`, held in slot `k` of `run`, against the tree. */
+  private verifySlot(blockNo: number, run: SaltedBlocks, k: number): void {
     const g = this.geometry;
-    let ok: boolean;
+    let expected: Buffer;
+    let at = 0;
     if (g.levels === 0) {
-      ok = this.dataHasher.matchesAt(src, srcOffset, this.root, 0, g.digestSize);
+      expected = this.root;
     } else {
       // Consecutive data blocks share a leaf (128 per 4 KiB leaf of sha256): keep the last one
       // at hand instead of asking the LRU for it each time. It is our own verified copy.
@@ -211,9 +218,13 @@ export class VerifiedSource implements ByteSource {
         this.lastLeaf = this.verifiedHashBlock(0, leafIndex);
         this.lastLeafIndex = leafIndex;
       }
-      const slot = (blockNo % g.hashesPerBlock) * g.slotSize;
-      ok = this.dataHasher.matchesAt(src, srcOffset, this.lastLeaf!, slot, g.digestSize);
+      expected = this.lastLeaf!;
+      at = (blockNo % g.hashesPerBlock) * g.slotSize;
     }
+    // The digest as a latin1 string, compared byte by byte: no Buffer made per block.
+    const d = run.digest(k);
+    let ok = d.length === g.digestSize;
+    for (let i = 0; ok && i < g.digestSize; i++) ok = d.charCodeAt(i) === expected[at + i];
     if (!ok) throw new VerityMismatchError(this.label, -1, blockNo, blockNo * g.dataBlockSize);
     this.stats.dataBlocksVerified++;
   }
