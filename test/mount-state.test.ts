@@ -255,8 +255,15 @@ test('Ctrl-C (SIGINT) during a --writeable mount: it either completes or undoes 
   const mp = join(dir, 'mp');
   mkdirSync(mp);
   guardOciMount(stack, runDir, mp);
+  // Fixed instants, and 16 spread over the last half of one measured mount: the server's start
+  // and its mount(8) lie there (a Ctrl-C during mount(8) once left a mount nobody served).
+  const t0 = Date.now();
+  await atomfsOk(['mount', '--writeable', '--metadir', runDir, image, mp]);
+  const span = Date.now() - t0;
+  await atomfsOk(['umount', '--metadir', runDir, mp]);
+  const sweep = Array.from({ length: 16 }, (_, i) => Math.round(span * (0.5 + (0.6 * i) / 15)));
   let interrupted = 0;
-  for (const delay of [20, 60, 90, 120, 160, 250]) {
+  for (const delay of [20, 60, 90, 120, 160, 250, ...sweep]) {
     const env = { ...process.env };
     delete env.ATOMFS_TEST_RUN_DIR;
     const cli = spawn(process.execPath, [ATOMFS, 'mount', '--writeable', '--metadir', runDir, image, mp], { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -276,6 +283,42 @@ test('Ctrl-C (SIGINT) during a --writeable mount: it either completes or undoes 
     await assertRecoverable(runDir, dir, mp, `SIGINT after ${delay} ms`);
   }
   assert.ok(interrupted > 0, 'at least one SIGINT came while mounting');
+});
+
+test('a server told to stop (SIGTERM) at any instant of its start leaves nothing mounted', async (t) => {
+  const { runDir, dir, stack } = setup(t, 'server-stop');
+  const mp = join(dir, 'mp');
+  mkdirSync(mp);
+  guardOciMount(stack, runDir, mp);
+  // The spec a mount hands its server, pointed at a mountpoint of its own.
+  await atomfsOk(['mount', '--metadir', runDir, image, mp]);
+  const spec = JSON.parse(readFileSync(join(metadirOf(runDir, mp), 'serve.json'), 'utf8')) as { mountpoint: string };
+  await atomfsOk(['umount', '--metadir', runDir, mp]);
+  const mp2 = join(dir, 'mp2');
+  mkdirSync(mp2);
+  stack.add(`umount ${mp2}`, () => runSync(['umount', '-l', mp2], { allowFail: true }));
+  const specFile = join(dir, 'serve.json');
+  writeFileSync(specFile, JSON.stringify({ ...spec, mountpoint: mp2 }));
+  const serve = () => spawn(process.execPath, [ATOMFS, '__serve', specFile], { stdio: 'ignore' });
+  // How long a server takes to mount; then SIGTERM at 40 instants from a third of that to past it
+  // (one that died by the signal during its mount(8) used to leave a mount nobody served).
+  const t0 = Date.now();
+  const first = serve();
+  for (let i = 0; i < 500 && !isMounted(mp2); i++) sleepSync(2);
+  const span = Date.now() - t0;
+  first.kill('SIGTERM');
+  await new Promise((r) => first.once('exit', r));
+  for (let i = 0; i < 40; i++) {
+    const delay = Math.round(span * (0.3 + (0.8 * i) / 39));
+    const server = serve();
+    const exited = new Promise((r) => server.once('exit', r));
+    await new Promise((r) => setTimeout(r, delay));
+    server.kill('SIGTERM');
+    await exited;
+    // mount(8) is a child of the server: give one it left behind the time to finish.
+    sleepSync(50);
+    assert.deepEqual(mountsUnder(dir), [], `SIGTERM after ${delay} ms of a ${span} ms start: nothing mounted`);
+  }
 });
 
 test('refused: a --metadir others can write, one owned by another user, and a config.json planted by another user', async (t) => {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CommandError, InterruptedError } from './errors.js';
@@ -75,7 +75,7 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
     child.unref();
     return child.pid!;
   }
-  if (outcome === 'timeout' || outcome === 'aborted') child.kill('SIGTERM');
+  if (outcome === 'timeout' || outcome === 'aborted') await stop(child);
   if (outcome === 'aborted') throw new InterruptedError('interrupted while the server was starting');
   const lastLines = readFileSync(logFile, 'utf8').trim().split('\n');
   // V8's fatal banner (out of memory under `ulimit -v`) starts with a lone "#".
@@ -88,6 +88,22 @@ export async function startDetached(argv: string[], logFile: string, o: Detached
     outcome === 'timeout' ? `server did not become ready in ${timeoutMs / 1000} s (log: ${logFile})` : errLine.replace(/^Error: /, '') || `server exited (log: ${logFile})`,
   );
 }
+
+/**
+ * Stops a server that is still starting and waits until it has gone: one that had mounted
+ * unmounts itself on SIGTERM, and the caller's undo must not race it for the same mount.
+ */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  await gone;
+  clearTimeout(timer);
+}
+
+/** How long a stopped server may take to unmount and exit before it is killed. */
+const STOP_GRACE_MS = 3000;
 
 /** A spawn error in words a user can act on. */
 function spawnMessage(err: Error): string {

@@ -38,6 +38,8 @@ export function undoMounts(steps: readonly MountStep[], allowed: (target: string
     }
     let r = run(['umount', s.target]);
     if (!r.ok && isDead(s.target)) r = run(['umount', '-l', s.target]);
+    // Gone meanwhile (a server told to stop unmounts its own mount): done all the same.
+    if (!r.ok && findMount(s.target)?.fstype !== m.fstype) r = { ok: true, err: '' };
     if (!r.ok) return [`unmounting ${s.target}: ${r.err}; nothing further was unmounted`];
     debug(`unmounted ${s.target}`);
   }
@@ -61,9 +63,11 @@ export function undoRecord(metadir: string, record: MountRecord, debug: (m: stri
   if (errors.length > 0) return errors;
   const pid = record.atomfs.serverPid;
   // A server started by an interrupted mount may not have mounted yet, or mounted where the
-  // record did not learn of it: it must not live on (and mount later).
-  if (pid !== undefined && isOurServer(pid, metadir)) stopServer(pid, debug);
-  return [];
+  // record did not learn of it: it must not live on (and mount later). What it mounted before it
+  // went is undone by a second pass.
+  if (pid === undefined) return [];
+  if (isOurServer(pid, metadir)) stopServer(pid, debug);
+  return undoMounts(record.atomfs.mounts, allowed, debug);
 }
 
 /** Whether `pid` is the `atomfs __serve` of this metadir (pids are reused). */

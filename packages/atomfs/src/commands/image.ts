@@ -132,9 +132,12 @@ export async function mountCommand(argv: string[], globalDebug: boolean): Promis
         if (debug) process.stderr.write(`atomfs: ${m}\n`);
       },
     });
-  } finally {
+  } catch (err) {
     interrupt.done();
+    throw err;
   }
+  // The listeners stay: a Ctrl-C after the mount is complete finds nothing left to stop, and the
+  // command still exits 0 (Node's default action would end it by the signal, the mount in place).
   if (namespaceHasNoOtherProcess()) {
     process.stderr.write(
       `atomfs: warning: no other process shares this mount namespace: ${target} is mounted only inside it, where no shell can reach it once atomfs exits${mounted.serverPid !== undefined ? ` (its server, pid ${mounted.serverPid}, keeps it until killed)` : ''}; mount, use and umount from one shell in the namespace (unshare -Umr sh -c '...')\n`,
