@@ -191,6 +191,8 @@ export class FuseServer {
       nodev: options.nodev ?? true,
     };
     const initTimeout = options.initTimeoutMs ?? 10_000;
+    const signals = options.unmountOnSignals ?? [];
+    const held = holdSignals(signals);
     try {
       if (spec) {
         await server.startWorkers(spec, config, readWorkers, options.logFd ?? 2, mountCommand, initTimeout);
@@ -198,6 +200,7 @@ export class FuseServer {
         await server.startInThread(options.fs as FileSystem, config, mountCommand, initTimeout);
       }
     } catch (err) {
+      held.release();
       server.finish({ reason: 'failed', detail: `start-up failed: ${(err as Error).message}` });
       throw err;
     }
@@ -206,7 +209,13 @@ export class FuseServer {
       server.log(`could not set read_ahead_kb (not host root?); kernel default kept`);
     }
     server.started = true;
-    server.installHooks(options.unmountOnSignals ?? [], workerMode);
+    server.installHooks(signals, workerMode);
+    held.release();
+    const stopped = held.received();
+    if (stopped !== undefined) {
+      await server.unmount();
+      throw new FuseError(`${stopped} while mounting ${mountpoint}: unmounted again`);
+    }
     return server;
   }
 
@@ -452,4 +461,21 @@ export class FuseServer {
     if (info.reason === 'failed' && this.started) this.log(`session ended: ${info.detail}`);
     this.resolveClosed(info);
   }
+}
+
+/**
+ * Until release(), `signals` only note that they came. A stop signal while mounting is acted on
+ * once the mount is there (or has failed): dying half-way would leave mount(8), already started,
+ * to finish a mount nobody serves.
+ */
+function holdSignals(signals: readonly NodeJS.Signals[]): { received: () => NodeJS.Signals | undefined; release: () => void } {
+  let first: NodeJS.Signals | undefined;
+  const notes = signals.map((s) => {
+    const note = (): void => {
+      first ??= s;
+    };
+    process.on(s, note);
+    return () => process.off(s, note);
+  });
+  return { received: () => first, release: () => notes.forEach((off) => off()) };
 }
