@@ -200,9 +200,7 @@ export class SquashFS {
 
   /** The child inode called `name`, or undefined. */
   lookup(dir: Inode, name: Buffer | string): Inode | undefined {
-    const n = typeof name === 'string' ? Buffer.from(name) : name;
-    if (n.length === 0 || n.length > 256) return undefined;
-    const e = this.dirs.lookup(asDir(dir), n);
+    const e = this.dirs.lookup(asDir(dir), typeof name === 'string' ? Buffer.from(name) : name);
     return e === undefined ? undefined : this.inode(e.ref);
   }
 

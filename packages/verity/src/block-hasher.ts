@@ -115,6 +115,18 @@ export class SaltedBlocks {
     return hashToLatin1(this.spec.algorithm, this.hashViews[i]!);
   }
 
+  /**
+   * True when slot i hashes to the digest stored at expected[offset, offset+digestSize), compared
+   * byte by byte: no Buffer is made of the digest nor any string of `expected` (a subarray and a
+   * string per 4 KiB block were a fifth of verification's overhead on a FUSE read).
+   */
+  matches(i: number, expected: Buffer, offset: number, digestSize: number): boolean {
+    const d = this.digest(i);
+    if (d.length !== digestSize) return false;
+    for (let k = 0; k < digestSize; k++) if (d.charCodeAt(k) !== expected[offset + k]) return false;
+    return true;
+  }
+
   /** Writes the digests of slots [first, first+count) into `out`, one every `slotSize` bytes from `outOffset`. */
   digestsInto(first: number, count: number, out: Buffer, outOffset: number, slotSize: number, digestSize: number): void {
     const algorithm = this.spec.algorithm;
@@ -140,19 +152,7 @@ export class BlockHasher {
 
   /** True when `block` hashes to the digest stored at expected[offset, offset+digestSize). */
   matches(block: Buffer, expected: Buffer, offset: number, digestSize: number): boolean {
-    return this.matchesAt(block, 0, expected, offset, digestSize);
-  }
-
-  /**
-   * matches() for the block at src[srcOffset, srcOffset+blockSize): no view of it is made, and
-   * the digest is compared byte by byte with no string made of `expected` (a subarray and a
-   * string per 4 KiB block were a fifth of verification's overhead on a FUSE read).
-   */
-  matchesAt(src: Buffer, srcOffset: number, expected: Buffer, offset: number, digestSize: number): boolean {
-    this.scratch.fillFromBuffer(src, srcOffset, 1);
-    const d = this.scratch.digest(0);
-    if (d.length !== digestSize) return false;
-    for (let i = 0; i < digestSize; i++) if (d.charCodeAt(i) !== expected[offset + i]) return false;
-    return true;
+    this.scratch.fillFromBuffer(block, 0, 1);
+    return this.scratch.matches(0, expected, offset, digestSize);
   }
 }
