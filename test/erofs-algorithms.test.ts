@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { BufferSource, CorruptImageError, Erofs, FileSource, resolvePath } from '@atomfs/erofs';
+import { BufferSource, CorruptImageError, Erofs, erofsTree, FileSource } from '@atomfs/erofs';
+import { resolvePath } from '@atomfs/tree';
 import { compareSnapshots, makeContent, makeTempDir, processCleanup, snapshotDir, withLoopMount } from './lib/index.js';
-import { snapshotErofs } from './erofs-snapshot.js';
+import { snapshotTree } from './image-snapshot.js';
 import { writeErofsImage, type WriterFile } from './erofs-writer.js';
 
 after(() => processCleanup.run());
@@ -39,9 +40,9 @@ test('DEFLATE and zstd clusters read as the kernel reads them', async () => {
   let ours;
   try {
     assert.deepEqual(fs.superblock.features, ['0padding', 'compr_cfgs/big_pcluster']);
-    ours = snapshotErofs(fs);
+    ours = snapshotTree(erofsTree(fs));
     // The source bytes themselves, too.
-    for (const f of list) assert.ok(fs.read(resolvePath(fs, `/${f.name}`, true), 0, f.data.length).equals(f.data), f.name);
+    for (const f of list) assert.ok(fs.read(resolvePath(erofsTree(fs), `/${f.name}`, true), 0, f.data.length).equals(f.data), f.name);
   } finally {
     fs.close();
   }
@@ -61,7 +62,7 @@ test('a damaged DEFLATE or zstd cluster is an error naming it, never wrong bytes
       b[block + 4096 - 1 - i * 7] ^= 0x55;
       try {
         const fs = new Erofs(new BufferSource(b));
-        const got = fs.read(resolvePath(fs, '/f', true), 0, data.length);
+        const got = fs.read(resolvePath(erofsTree(fs), '/f', true), 0, data.length);
         // Without verity a flip may still decode (zstd has a checksum, DEFLATE may not notice):
         // what it decodes to must then be exactly the extent's length.
         assert.equal(got.length, data.length);
@@ -91,12 +92,12 @@ test('fragments (whole files and tails in the packed inode) and dedupe (a partly
   try {
     assert.ok(fs.superblock.features.includes('fragments/dedupe') && fs.superblock.packedNid !== undefined);
     for (const f of list) {
-      const ino = resolvePath(fs, `/${f.name}`, true);
+      const ino = resolvePath(erofsTree(fs), `/${f.name}`, true);
       assert.ok(fs.read(ino, 0, f.data.length).equals(f.data), f.name);
       // Reads that start inside a fragment and cross into it.
       assert.ok(fs.read(ino, 1, f.data.length).equals(f.data.subarray(1)), `${f.name} from 1`);
     }
-    ours = snapshotErofs(fs);
+    ours = snapshotTree(erofsTree(fs));
   } finally {
     fs.close();
   }
@@ -124,10 +125,10 @@ test('long xattr name prefixes (xattr_prefixes), in the image and in the packed 
     try {
       assert.ok(fs.superblock.features.includes('xattr_prefixes'));
       assert.deepEqual(
-        fs.xattrs(resolvePath(fs, '/a', true)).map((x) => [x.name.toString(), x.value.toString('hex')]),
+        fs.xattrs(resolvePath(erofsTree(fs), '/a', true)).map((x) => [x.name.toString(), x.value.toString('hex')]),
         xattrs.map((x) => [x.name, x.value.toString('hex')]),
       );
-      ours = snapshotErofs(fs);
+      ours = snapshotTree(erofsTree(fs));
     } finally {
       fs.close();
     }
@@ -149,11 +150,11 @@ test('an extent that starts inside a logical cluster, stored interlaced, reads a
   let ours;
   try {
     for (const f of list) {
-      const ino = resolvePath(fs, `/${f.name}`, true);
+      const ino = resolvePath(erofsTree(fs), `/${f.name}`, true);
       assert.ok(fs.read(ino, 0, f.data.length).equals(f.data), f.name);
       assert.ok(fs.read(ino, 7000, 100).equals(f.data.subarray(7000, 7100)), `${f.name} inside the plain extent`);
     }
-    ours = snapshotErofs(fs);
+    ours = snapshotTree(erofsTree(fs));
   } finally {
     fs.close();
   }
@@ -168,7 +169,7 @@ test('a stored extent reaching past its cluster into the next logical cluster is
   writeFileSync(image, writeErofsImage([{ name: 'f', data, algorithm: 'deflate', interlaced: true }]));
   const fs = new Erofs(new FileSource(image));
   try {
-    const ino = resolvePath(fs, '/f', true);
+    const ino = resolvePath(erofsTree(fs), '/f', true);
     assert.ok(fs.read(ino, 0, 8192).equals(data.subarray(0, 8192)), 'the first two logical clusters read');
     assert.throws(() => fs.read(ino, 8192, 100), CorruptImageError);
   } finally {

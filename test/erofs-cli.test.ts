@@ -23,7 +23,7 @@ import {
   type Snapshot,
 } from './lib/index.js';
 import { ATOMFS_BIN } from './atomfs-cli.js';
-import { dropLongNames, mkfsErofs } from './erofs-snapshot.js';
+import { dropLongNames, mkfsErofs } from './erofs-images.js';
 
 let work: string;
 let image: string;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateTree, isMounted, makeTempDir, processCleanup, Prng, useCleanup } from './lib/index.js';
 import { alive, assertOneLineError, atomfs, BENIGN_ERRNOS, describe, findAll, getfattrAll, guardSqfsMount, statusKiB, unexpectedToolErrors, waitGone, walkInChild } from './reliability-common.js';
-import { dropLongNames, mkfsErofs } from './erofs-snapshot.js';
+import { dropLongNames, mkfsErofs } from './erofs-images.js';
 
 const CASES = Number(process.env.FUZZ_EROFS_MOUNT_CASES ?? 18);
 const SEED = Number(process.env.FUZZ_EROFS_MOUNT_SEED ?? 20261207);

@@ -36,7 +36,7 @@ import {
   type Snapshot,
 } from './lib/index.js';
 import { atomfs as atomfsCli, ATOMFS_BIN } from './atomfs-cli.js';
-import { dropLongNames, mkfsErofs } from './erofs-snapshot.js';
+import { dropLongNames, mkfsErofs } from './erofs-images.js';
 import { overlayRounds, packLayer, patchFile, ROUND1, ROUND2 } from './oci-images.js';
 
 const EROFS_LZ4HC = 'application/vnd.stacker.image.layer.erofs+lz4hc';

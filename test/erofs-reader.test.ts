@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Erofs, FileSource } from '@atomfs/erofs';
+import { Erofs, erofsTree, FileSource } from '@atomfs/erofs';
 import { compareSnapshots, generateTree, makeTempDir, processCleanup, run, snapshotDir, withLoopMount, type Snapshot } from './lib/index.js';
-import { dropLongNames, erofsImagePath, mkfsErofs, snapshotErofs } from './erofs-snapshot.js';
+import { dropLongNames, erofsImagePath, mkfsErofs } from './erofs-images.js';
+import { snapshotTree } from './image-snapshot.js';
 
 interface ErofsVariant {
   name: string;
@@ -66,7 +67,7 @@ after(() => processCleanup.run());
 function ourSnapshot(image: string): Snapshot {
   const fs = new Erofs(new FileSource(image));
   try {
-    return snapshotErofs(fs);
+    return snapshotTree(erofsTree(fs));
   } finally {
     fs.close();
   }

@@ -1,54 +1,47 @@
 /**
- * A Snapshot (test/lib/snapshot.ts) read through OUR squashfs reader, so it can be compared with
- * snapshots of the source tree, the kernel's loop mount and unsquashfs output.
+ * A Snapshot (test/lib/snapshot.ts) read through OUR readers (squashfs, erofs: any ImageTree), so
+ * it can be compared with snapshots of the source tree, the kernel's loop mount of the image and
+ * unsquashfs / fsck.erofs output.
  */
 import { createHash } from 'node:crypto';
-import { walkTree, type SquashFS } from '@atomfs/squashfs';
-import { childKey, makeDev, nameToKey, type EntrySnap, type EntryType, type Snapshot } from './lib/index.js';
+import { deviceNumbers, walkTree, type ImageTree, type TreeNode } from '@atomfs/tree';
+import { childKey, makeDev, nameToKey, type EntrySnap, type Snapshot } from './lib/index.js';
 
-const TYPES: Record<string, EntryType> = { dir: 'dir', file: 'file', symlink: 'symlink', fifo: 'fifo', socket: 'socket', char: 'char', block: 'block' };
+/** xattrs the source tree and the kernel's mount do not agree on (LSM labels, ACLs). */
+const HIDDEN_XATTRS = /^(security|system)\./;
 
-export function snapshotImage(fs: SquashFS): Snapshot {
+export function snapshotTree<N extends TreeNode>(tree: ImageTree<N>): Snapshot {
   const snap: Snapshot = new Map();
   const keys = new Map<string, string>();
   const groups = new Map<number, string[]>();
-  for (const e of walkTree(fs, '/')) {
+  for (const e of walkTree(tree, '/')) {
     // Keys are built from raw name bytes exactly as snapshotDir builds them.
     const parent = e.depth === 0 ? '' : keys.get(parentPath(e.pathBuffer))!;
     const name = e.pathBuffer.subarray(e.pathBuffer.lastIndexOf(0x2f) + 1);
     const key = e.depth === 0 ? '/' : childKey(parent, name);
     keys.set(e.pathBuffer.toString('latin1'), key);
-    const i = e.inode;
-    const a = fs.attr(i);
+    const { node, attr: a } = e;
     const entry: EntrySnap = {
       path: key,
-      type: TYPES[i.kind]!,
+      type: node.kind,
       mode: a.mode,
       uid: a.uid,
       gid: a.gid,
       size: a.size,
       mtime: a.mtime,
-      xattrs: Object.fromEntries(
-        fs
-          .xattrList(i)
-          .filter((x) => !x.name.toString().startsWith('security.'))
-          .map((x) => [x.name.toString('latin1'), x.value.toString('hex')]),
-      ),
+      xattrs: Object.fromEntries(tree.xattrs(node).filter((x) => !HIDDEN_XATTRS.test(x.name.toString('latin1'))).map((x) => [x.name.toString('latin1'), x.value.toString('hex')])),
       nlink: a.nlink,
     };
-    if (i.kind === 'block' || i.kind === 'char') entry.rdev = makeDev((i.rdev >> 8) & 0xfff, (i.rdev & 0xff) | ((i.rdev >>> 12) & 0xfff00));
-    if (i.kind === 'symlink') entry.target = nameToKey(i.target);
-    if (i.kind === 'file') {
-      const h = createHash('sha256');
-      const bs = fs.superblock.blockSize;
-      // Block by block through the public read API: a 4.5 GiB sparse file never sits in memory.
-      for (let pos = 0; pos < i.fileSize; pos += bs * 8) h.update(fs.read(i, pos, bs * 8));
-      entry.sha256 = h.digest('hex');
+    if (node.kind === 'block' || node.kind === 'char') {
+      const { major, minor } = deviceNumbers(a.rdev);
+      entry.rdev = makeDev(major, minor);
     }
-    if (i.kind !== 'dir' && a.nlink > 1) {
-      const g = groups.get(i.ref) ?? [];
+    if (node.kind === 'symlink') entry.target = nameToKey(tree.readlink(node));
+    if (node.kind === 'file') entry.sha256 = fileDigest(tree, node, a.size);
+    if (node.kind !== 'dir' && a.nlink > 1) {
+      const g = groups.get(tree.ref(node)) ?? [];
       g.push(key);
-      groups.set(i.ref, g);
+      groups.set(tree.ref(node), g);
     }
     snap.set(key, entry);
   }
@@ -57,6 +50,19 @@ export function snapshotImage(fs: SquashFS): Snapshot {
     for (const k of names) snap.get(k)!.linkGroup = group;
   }
   return snap;
+}
+
+/** SHA-256 of a file read a MiB at a time through the reader's readInto: a 4.5 GiB sparse file never sits in memory. */
+function fileDigest<N extends TreeNode>(tree: ImageTree<N>, file: N, size: number): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(Math.max(tree.blockSize, 1 << 20));
+  for (let pos = 0; pos < size; ) {
+    const n = tree.readInto(file, pos, Math.min(buf.length, size - pos), buf);
+    if (n <= 0) throw new Error(`short read at ${pos} of ${size}`);
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return h.digest('hex');
 }
 
 function parentPath(p: Buffer): string {

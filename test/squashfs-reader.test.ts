@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { closeSync, linkSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { extract, SquashFS } from '@atomfs/squashfs';
+import { extract, SquashFS, squashfsTree } from '@atomfs/squashfs';
 import {
   compareSnapshots,
   expectedFromSource,
@@ -24,7 +24,7 @@ import {
   type Variant,
 } from './lib/index.js';
 import { ATOMFS_BIN } from './atomfs-cli.js';
-import { snapshotImage } from './image-snapshot.js';
+import { snapshotTree } from './image-snapshot.js';
 
 let work: string;
 let src: string;
@@ -43,7 +43,7 @@ async function check(variant: Variant, tree: string, truth: Snapshot): Promise<v
   const fs = SquashFS.open(image);
   let ours: Snapshot;
   try {
-    ours = snapshotImage(fs);
+    ours = snapshotTree(squashfsTree(fs));
   } finally {
     fs.close();
   }

@@ -1,4 +1,4 @@
-import { deviceNumbers } from '@atomfs/squashfs';
+import { deviceNumbers } from '@atomfs/tree';
 
 /**
  * The one JSON form of a listed entry, for `atomfs ls --json` and `atomfs sqfs ls --json`: one

@@ -2,32 +2,14 @@ import { mapUncompressed } from './block-map.js';
 import { FileSource, type ByteSource } from './byte-source.js';
 import { ExtentDecoder } from './decompress.js';
 import { parseDirBlock, type DirEntry } from './directory.js';
+import { PathApi, type NodeAttr } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
 import { DataLayout, isCompressed, readInode, type ErofsInode } from './inode.js';
 import { Lru } from './lru.js';
-import { PathApi } from './paths.js';
 import { FeatureIncompat, parseSuperblock, type Superblock } from './superblock.js';
+import { erofsTree } from './tree.js';
 import { readXattrs, shortPrefix, type Xattr } from './xattr.js';
 import { ZMap } from './zmap.js';
-
-/** lstat(2)-shaped attributes of an inode, as the kernel's erofs reports them. */
-export interface InodeAttr {
-  /** The kernel's st_ino for erofs: the nid. */
-  ino: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Seconds since the epoch. */
-  mtime: number;
-  mtimeNsec: number;
-  /** Linux new_encode_dev encoding (as stored); 0 for non-devices. */
-  rdev: number;
-  /** 512-byte units: the compressed block count, or the size rounded up to blocks. */
-  blocks: number;
-  blksize: number;
-}
 
 export interface StatFs {
   blocks: number;
@@ -75,13 +57,13 @@ export class Erofs {
   private readonly decoder: ExtentDecoder;
 
   /** node:fs/promises-shaped calls on paths (stat, lstat, readdir, readlink, readFile, createReadStream, walk). */
-  readonly paths: PathApi;
+  readonly paths: PathApi<ErofsInode>;
 
   constructor(
     readonly source: ByteSource,
     options: ErofsOptions = {},
   ) {
-    this.paths = new PathApi(this);
+    this.paths = new PathApi(erofsTree(this));
     this.superblock = parseSuperblock(source);
     this.extents = new Lru(options.extentCacheBytes ?? 8 << 20);
     this.decoder = new ExtentDecoder(source, this.superblock);
@@ -105,7 +87,7 @@ export class Erofs {
     return ino;
   }
 
-  attr(inode: ErofsInode): InodeAttr {
+  attr(inode: ErofsInode): NodeAttr {
     const bs = this.superblock.blockSize;
     const blocks = isCompressed(inode) ? inode.u * (bs / 512) : (Math.ceil(inode.size / bs) * bs) / 512;
     const device = inode.kind === 'char' || inode.kind === 'block';

@@ -45,22 +45,3 @@ export class DecompressError extends CorruptImageError {
 
 /** A valid image that uses a feature this reader does not implement. */
 export class UnsupportedImageError extends ErofsError {}
-
-/** Path-level errors carry an errno code so they behave like node:fs errors. */
-export class FsError extends ErofsError {
-  constructor(
-    readonly code: 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'ELOOP' | 'ENODATA',
-    readonly syscall: string,
-    readonly path: string,
-  ) {
-    super(`${code}: ${FsError.text[code]}, ${syscall} '${path}'`);
-  }
-  static readonly text = {
-    ENOENT: 'no such file or directory',
-    ENOTDIR: 'not a directory',
-    EISDIR: 'illegal operation on a directory',
-    EINVAL: 'invalid argument',
-    ELOOP: 'too many symbolic links encountered',
-    ENODATA: 'no data available',
-  } as const;
-}

@@ -1,10 +1,10 @@
 export { BufferSource, FileSource, type ByteSource } from './byte-source.js';
 export { NULL_ADDR, type Mapping } from './block-map.js';
 export type { DirEntry } from './directory.js';
-export { Erofs, type ErofsOptions, type InodeAttr, type StatFs } from './erofs.js';
-export { CorruptImageError, DecompressError, ErofsError, FsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
-export { DataLayout, isCompressed, S_IFMT, type ErofsInode, type InodeKind } from './inode.js';
-export { Dirent, PathApi, resolvePath, Stats, walkTree, type PathLike, type WalkEntry } from './paths.js';
+export { Erofs, type ErofsOptions, type StatFs } from './erofs.js';
+export { FsError } from '@atomfs/tree';
+export { CorruptImageError, DecompressError, ErofsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
+export { DataLayout, isCompressed, type ErofsInode, type InodeKind } from './inode.js';
 export {
   COMPRESSION_ALGORITHMS,
   EROFS_MAGIC,
@@ -18,4 +18,5 @@ export {
 } from './superblock.js';
 export type { Xattr } from './xattr.js';
 export { MAX_EXTENT_BYTES, type ZExtent } from './zmap.js';
-export { extract, type ExtractOptions, type ExtractResult } from './extract.js';
+export { extract, type ExtractOptions, type ExtractResult, type ExtractSkip } from './extract.js';
+export { erofsTree } from './tree.js';

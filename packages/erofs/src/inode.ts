@@ -1,3 +1,4 @@
+import { S_IFMT, type NodeKind } from '@atomfs/tree';
 import type { ByteSource } from './byte-source.js';
 import { CorruptImageError, UnsupportedImageError } from './errors.js';
 import type { Superblock } from './superblock.js';
@@ -11,8 +12,7 @@ export const DataLayout = {
   CHUNK_BASED: 4,
 } as const;
 
-export const S_IFMT = 0o170000;
-export type InodeKind = 'file' | 'dir' | 'symlink' | 'block' | 'char' | 'fifo' | 'socket';
+export type InodeKind = NodeKind;
 
 const KIND_BY_IFMT: Record<number, InodeKind> = {
   0o100000: 'file',

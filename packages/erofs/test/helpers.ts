@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BufferSource, Erofs, walkTree } from '../src/index.js';
+import { walkTree } from '@atomfs/tree';
+import { BufferSource, Erofs, erofsTree } from '../src/index.js';
 
 /** xorshift32: reproducible pseudo-random numbers from a seed. */
 export function prng(seed: number): () => number {
@@ -56,14 +57,14 @@ export function mkfsErofs(src: string, out: string, args: string[] = []): void {
 export function readEverything(buf: Buffer, maxFileBytes = 8 << 20): number {
   const fs = new Erofs(new BufferSource(buf));
   let bytes = 0;
-  for (const e of walkTree(fs, '/')) {
-    fs.xattrs(e.inode);
-    fs.attr(e.inode);
-    if (e.inode.kind === 'file') {
-      for (let pos = 0; pos < Math.min(e.inode.size, maxFileBytes); pos += 1 << 20) bytes += fs.read(e.inode, pos, 1 << 20).length;
+  for (const e of walkTree(erofsTree(fs), '/')) {
+    fs.xattrs(e.node);
+    fs.attr(e.node);
+    if (e.node.kind === 'file') {
+      for (let pos = 0; pos < Math.min(e.node.size, maxFileBytes); pos += 1 << 20) bytes += fs.read(e.node, pos, 1 << 20).length;
     }
-    if (e.inode.kind === 'symlink') bytes += fs.readlink(e.inode).length;
-    if (e.inode.kind === 'dir') fs.lookup(e.inode, Buffer.from('entry-0077'));
+    if (e.node.kind === 'symlink') bytes += fs.readlink(e.node).length;
+    if (e.node.kind === 'dir') fs.lookup(e.node, Buffer.from('entry-0077'));
   }
   return bytes;
 }

@@ -63,23 +63,3 @@ export class DecompressError extends CorruptImageError {
 
 /** A valid image using a feature this reader does not implement (for instance an old format version). */
 export class UnsupportedImageError extends SquashfsError {}
-
-/** Path-level errors carry an errno code so they behave like node:fs errors. */
-export class FsError extends SquashfsError {
-  constructor(
-    readonly code: 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EINVAL' | 'ELOOP' | 'ENODATA' | 'ERANGE',
-    readonly syscall: string,
-    readonly path: string,
-  ) {
-    super(`${code}: ${FsError.text[code]}, ${syscall} '${path}'`);
-  }
-  static readonly text = {
-    ENOENT: 'no such file or directory',
-    ENOTDIR: 'not a directory',
-    EISDIR: 'illegal operation on a directory',
-    EINVAL: 'invalid argument',
-    ELOOP: 'too many symbolic links encountered',
-    ENODATA: 'no data available',
-    ERANGE: 'result too large',
-  } as const;
-}

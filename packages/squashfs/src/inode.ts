@@ -1,3 +1,4 @@
+import type { NodeKind } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
 import type { MetadataPosition, MetadataReader } from './metadata.js';
 
@@ -19,7 +20,6 @@ export enum InodeType {
   LSocket = 14,
 }
 
-export const S_IFMT = 0o170000;
 /** st_mode file-type bits for the basic types 1..7. */
 const TYPE_BITS = [0, 0o040000, 0o100000, 0o120000, 0o060000, 0o020000, 0o010000, 0o140000] as const;
 export const NO_XATTR = 0xffffffff;
@@ -31,8 +31,13 @@ export const NO_FRAGMENT = 0xffffffff;
 /** Longest symlink target mksquashfs writes (SQUASHFS_SYMLINK_MAX). */
 const SYMLINK_MAX = 65535;
 
-export type InodeKind = 'dir' | 'file' | 'symlink' | 'block' | 'char' | 'fifo' | 'socket';
+export type InodeKind = NodeKind;
 const KINDS: readonly InodeKind[] = ['dir', 'dir', 'file', 'symlink', 'block', 'char', 'fifo', 'socket'];
+
+/** The kind of a basic inode type 1..7 (directory entries list extended inodes by their basic type). */
+export function kindOfType(basic: number): InodeKind {
+  return KINDS[basic]!;
+}
 
 /** The 16-byte header shared by every inode, plus fields every type has after decoding. */
 interface InodeCommon {
@@ -260,7 +265,3 @@ function fileInode(
   return inode;
 }
 
-/** Major and minor of a device inode's rdev (Linux's new_encode_dev, as squashfs stores it). */
-export function deviceNumbers(rdev: number): { major: number; minor: number } {
-  return { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
-}

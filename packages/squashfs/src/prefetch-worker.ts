@@ -5,8 +5,9 @@
 import { workerData } from 'node:worker_threads';
 import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SequenceItems, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
 import { FileSource } from './byte-source.js';
-import { walkTree } from './paths.js';
+import { walkTree } from '@atomfs/tree';
 import { SquashFS } from './squashfs.js';
+import { squashfsTree } from './tree.js';
 
 const d = workerData as PrefetchData;
 const ctl = new Int32Array(d.shared, 0, CTL_WORDS);
@@ -47,8 +48,8 @@ try {
   const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 4 * d.slotSize + 1024 });
   const written = new Set<number>();
   const items = new SequenceItems();
-  walk: for (const e of walkTree(fs, typeof d.subdir === 'string' ? d.subdir : Buffer.from(d.subdir))) {
-    const inode = e.inode;
+  walk: for (const e of walkTree(squashfsTree(fs), typeof d.subdir === 'string' ? d.subdir : Buffer.from(d.subdir))) {
+    const inode = e.node;
     if (!prefetched(inode)) continue;
     // The extraction writes a hard-linked file once and links its other names.
     if (inode.nlink > 1) {

@@ -4,13 +4,14 @@ import { ByteLru } from './cache.js';
 import { createDecompressor } from './compression/index.js';
 import { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
 import { DirectoryReader, type DirEntry } from './directory.js';
-import { CorruptImageError, FsError } from './errors.js';
+import { FsError, PathApi, type NodeAttr } from '@atomfs/tree';
+import { CorruptImageError } from './errors.js';
 import { FileDataReader } from './file-data.js';
 import { NO_FRAGMENT, NO_XATTR, readInode, type DirInode, type FileInode, type Inode, type InodeContext } from './inode.js';
 import { LookupTable } from './lookup-table.js';
 import { MetadataReader, splitRef, type MetadataBlock } from './metadata.js';
-import { PathApi } from './paths.js';
 import { parseSuperblock, SUPERBLOCK_SIZE, SuperblockFlag, type Superblock } from './superblock.js';
+import { squashfsTree } from './tree.js';
 import { XattrTable, type Xattr } from './xattr.js';
 
 export interface SquashfsOptions {
@@ -34,20 +35,6 @@ export interface SquashfsOptions {
   reuseBlockBuffers?: boolean;
 }
 
-/** Attributes as lstat(2) reports them for an entry of the image. */
-export interface InodeAttr {
-  ino: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  rdev: number;
-  /** 512-byte blocks, like st_blocks. */
-  blocks: number;
-  blksize: number;
-}
 
 export interface StatFs {
   blockSize: number;
@@ -59,7 +46,7 @@ export interface StatFs {
 /**
  * One squashfs 4.0 image. This is the inode-level API (what a FUSE server needs): everything is
  * addressed by inode objects or inode references, never by paths. The path-level, node:fs-shaped
- * API lives in paths.ts on top of it.
+ * API (@atomfs/tree's PathApi) lives on top of it.
  */
 export class SquashFS {
   readonly superblock: Superblock;
@@ -77,7 +64,7 @@ export class SquashFS {
   private readonly metaCache: ByteLru<number, MetadataBlock>;
   private readonly ctx: InodeContext;
   /** The path-level API, shaped like node:fs/promises (stat, lstat, readdir, readFile, walk, …). */
-  readonly paths: PathApi = new PathApi(this);
+  readonly paths: PathApi<Inode> = new PathApi(squashfsTree(this));
 
   /** `path` may be a Buffer: file names need not be UTF-8. */
   static open(path: string | Buffer, options: SquashfsOptions = {}): SquashFS {
@@ -294,7 +281,7 @@ export class SquashFS {
     return this.xattrList(inode).find((x) => x.name.equals(n))?.value;
   }
 
-  attr(inode: Inode): InodeAttr {
+  attr(inode: Inode): NodeAttr {
     const size = inode.kind === 'file' ? inode.fileSize : inode.kind === 'symlink' ? inode.target.length : inode.kind === 'dir' ? inode.fileSize : 0;
     return {
       ino: inode.inodeNumber,
@@ -304,6 +291,7 @@ export class SquashFS {
       gid: inode.gid,
       size,
       mtime: inode.mtime,
+      mtimeNsec: 0,
       rdev: inode.kind === 'block' || inode.kind === 'char' ? inode.rdev : 0,
       blocks: this.blocks(inode),
       blksize: DEV_BLOCK_SIZE,

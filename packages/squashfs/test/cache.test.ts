@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ByteLru, SquashFS, walkTree } from '../src/index.js';
+import { walkTree } from '@atomfs/tree';
+import { ByteLru, SquashFS, squashfsTree } from '../src/index.js';
 import { cleanup, mksquashfs, prng, randomBytes, smallTree, tempDir } from './helpers.js';
 
 describe('ByteLru', () => {
@@ -80,7 +81,7 @@ describe('reuseBlockBuffers', () => {
     test(`${comp}: interleaved reads through a 2-block cache return the source bytes`, () => {
       const img = SquashFS.open(images[comp]!, { reuseBlockBuffers: true, dataCacheBytes: 2 * 65536 + 256 });
       try {
-        const files = [...walkTree(img, '/')].filter((e) => e.inode.kind === 'file');
+        const files = [...walkTree(squashfsTree(img), '/')].filter((e) => e.node.kind === 'file');
         assert.ok(files.length >= 10);
         const want = new Map(files.map((e) => [e.path, readFileSync(join(src, e.path))]));
         const dst = Buffer.alloc(200_000);
@@ -89,9 +90,9 @@ describe('reuseBlockBuffers', () => {
         for (let pos = 0; pos < 400_000; pos += 50_000) {
           for (const e of files) {
             const expect = want.get(e.path)!.subarray(pos, pos + 50_000);
-            const got = img.read(e.inode, pos, 50_000);
+            const got = img.read(e.node, pos, 50_000);
             assert.ok(got.equals(expect), `${e.path} read at ${pos}`);
-            const n = img.readInto(e.inode, pos, 50_000, dst);
+            const n = img.readInto(e.node, pos, 50_000, dst);
             assert.equal(n, expect.length);
             assert.ok(dst.subarray(0, n).equals(expect), `${e.path} readInto at ${pos}`);
           }
@@ -105,7 +106,7 @@ describe('reuseBlockBuffers', () => {
   test('without the option a returned block stays valid after many other reads', () => {
     const img = SquashFS.open(images.zstd!, { dataCacheBytes: 65536 + 256 });
     try {
-      const files = [...walkTree(img, '/')].flatMap((e) => (e.inode.kind === 'file' && e.inode.fileSize > 100_000 ? [e.inode] : []));
+      const files = [...walkTree(squashfsTree(img), '/')].flatMap((e) => (e.node.kind === 'file' && e.node.fileSize > 100_000 ? [e.node] : []));
       assert.ok(files.length >= 3);
       const first = img.read(files[0]!, 0, 1000);
       const copy = Buffer.from(first);
@@ -133,7 +134,7 @@ describe('one memory budget for an image (cacheBytes)', () => {
 
   function readAll(fs: SquashFS): number {
     let total = 0;
-    for (const e of walkTree(fs, '/')) if (e.inode.kind === 'file') total += fs.read(e.inode, 0, e.inode.fileSize).length;
+    for (const e of walkTree(squashfsTree(fs), '/')) if (e.node.kind === 'file') total += fs.read(e.node, 0, e.node.fileSize).length;
     return total;
   }
   const used = (fs: SquashFS) => Object.values(fs.cacheUse()).reduce((a, b) => a + b, 0);

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, linkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BufferSource, SquashFS, walkTree } from '../src/index.js';
+import { walkTree } from '@atomfs/tree';
+import { BufferSource, SquashFS, squashfsTree } from '../src/index.js';
 
 /** A deterministic pseudo-random generator (xorshift32), so failures reproduce. */
 export function prng(seed: number): () => number {
@@ -59,10 +60,10 @@ export function cleanup(dir: string): void {
 export function readEverything(buf: Buffer): number {
   const fs = new SquashFS(new BufferSource(buf));
   let bytes = 0;
-  for (const e of walkTree(fs, '/')) {
-    fs.xattrList(e.inode);
-    if (e.inode.kind === 'file') bytes += fs.read(e.inode, 0, e.inode.fileSize).length;
-    if (e.inode.kind === 'dir') fs.lookup(e.inode, 'entry-0077');
+  for (const e of walkTree(squashfsTree(fs), '/')) {
+    fs.xattrList(e.node);
+    if (e.node.kind === 'file') bytes += fs.read(e.node, 0, e.node.fileSize).length;
+    if (e.node.kind === 'dir') fs.lookup(e.node, 'entry-0077');
   }
   return bytes;
 }

@@ -3,11 +3,11 @@ import type { ErofsFsOptions } from '../layers/erofs-fs.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Erofs, extract, FileSource, resolvePath, walkTree, type ErofsInode, type WalkEntry } from '@atomfs/erofs';
+import { Erofs, erofsTree, extract, FileSource } from '@atomfs/erofs';
+import { resolvePath } from '@atomfs/tree';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
-import { deviceNumbers } from '@atomfs/squashfs';
-import { listingRecord, notUtf8, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
+import { catImageFile, extractImage, guard, listImage } from './image-file.js';
 
 export const EROFS_HELP = `Usage: atomfs erofs <command> [options] IMAGE ...
 
@@ -49,67 +49,6 @@ function open(image: string | undefined): Erofs {
   }
 }
 
-const TYPE_CHARS: Record<ErofsInode['kind'], string> = { dir: 'd', file: '-', symlink: 'l', block: 'b', char: 'c', fifo: 'p', socket: 's' };
-
-function modeString(inode: ErofsInode): string {
-  const m = inode.mode;
-  const rwx = (v: number, special: boolean, ch: string) =>
-    (v & 4 ? 'r' : '-') + (v & 2 ? 'w' : '-') + (special ? (v & 1 ? ch : ch.toUpperCase()) : v & 1 ? 'x' : '-');
-  return TYPE_CHARS[inode.kind] + rwx((m >> 6) & 7, (m & 0o4000) !== 0, 's') + rwx((m >> 3) & 7, (m & 0o2000) !== 0, 's') + rwx(m & 7, (m & 0o1000) !== 0, 't');
-}
-
-function entryJson(fs: Erofs, e: WalkEntry): ListingRecord {
-  const i = e.inode;
-  const a = fs.attr(i);
-  return listingRecord({
-    path: e.path,
-    type: i.kind,
-    mode: a.mode,
-    uid: a.uid,
-    gid: a.gid,
-    size: a.size,
-    mtime: a.mtime,
-    nlink: a.nlink,
-    inode: a.ino,
-    ...(i.kind === 'symlink' ? { target: fs.readlink(i) } : {}),
-    ...(i.kind === 'block' || i.kind === 'char' ? { rdev: a.rdev } : {}),
-  });
-}
-
-const NL = Buffer.from('\n');
-
-/** The line for one entry, as a string when its names are UTF-8, else as raw bytes. */
-function entryLine(fs: Erofs, e: WalkEntry, long: boolean): string | Buffer {
-  const i = e.inode;
-  const path = e.path.toString('utf8');
-  const link = i.kind === 'symlink' ? fs.readlink(i) : undefined;
-  let head = '';
-  if (long) {
-    const a = fs.attr(i);
-    const dev = deviceNumbers(a.rdev);
-    const size = i.kind === 'block' || i.kind === 'char' ? `${dev.major},${dev.minor}` : String(a.size);
-    const t = new Date(a.mtime * 1000).toISOString().replace('T', ' ').slice(0, 16);
-    head = `${modeString(i)} ${String(a.uid).padStart(5)}/${String(a.gid).padEnd(5)} ${size.padStart(12)} ${t} `;
-  }
-  const tail = long && link !== undefined ? [Buffer.from(' -> '), link] : [];
-  const raw = notUtf8(path, e.path) || (tail.length > 0 && notUtf8(link!.toString('utf8'), link!));
-  if (!raw) return head + path + (tail.length > 0 ? ` -> ${link!.toString('utf8')}` : '') + '\n';
-  return Buffer.concat([Buffer.from(head), e.path, ...tail, NL]);
-}
-
-async function write(out: NodeJS.WritableStream, data: string | Buffer): Promise<void> {
-  if (!out.write(data)) await new Promise((r) => out.once('drain', r));
-}
-
-/** Turn a path-resolution (or image) failure into a one-line message naming the path. */
-function guard<T>(fn: () => T, path: string): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw new CommandError(`${path}: ${(err as Error).message}`);
-  }
-}
-
 export async function erofsCommand(argv: string[], debug = false): Promise<number> {
   const [cmd, ...given] = argv;
   const rest = cmd === 'ls' || cmd === 'cat' || cmd === 'extract' || cmd === 'info' ? rawArgs(given) : given;
@@ -126,27 +65,7 @@ export async function erofsCommand(argv: string[], debug = false): Promise<numbe
       if (positionals.length > 2) throw new UsageError('ls takes IMAGE [PATH]');
       const fs = open(positionals[0]);
       try {
-        const startArg = positionals[1] ?? '/';
-        const start = argBytes(startArg);
-        guard(() => resolvePath(fs, start, false), startArg);
-        // Lines are gathered into 64 KiB writes; raw-byte lines flush what came before them.
-        let chunk = '';
-        await guardAsync(async () => {
-          for (const e of walkTree(fs, start)) {
-            const line = values.json ? JSON.stringify(entryJson(fs, e)) + '\n' : entryLine(fs, e, values.long === true);
-            if (typeof line === 'string') chunk += line;
-            else {
-              if (chunk !== '') await write(process.stdout, chunk);
-              chunk = '';
-              await write(process.stdout, line);
-            }
-            if (chunk.length >= 65536) {
-              await write(process.stdout, chunk);
-              chunk = '';
-            }
-          }
-        }, positionals[0]!);
-        if (chunk !== '') await write(process.stdout, chunk);
+        await listImage({ tree: erofsTree(fs) }, positionals[0]!, positionals[1] ?? '/', { json: values.json === true, long: values.long === true });
       } finally {
         fs.close();
       }
@@ -157,11 +76,7 @@ export async function erofsCommand(argv: string[], debug = false): Promise<numbe
       if (positionals.length !== 2) throw new UsageError('cat takes IMAGE PATH');
       const fs = open(positionals[0]);
       try {
-        const pathText = positionals[1]!;
-        const inode = guard(() => resolvePath(fs, argBytes(pathText), true), pathText);
-        if (inode.kind !== 'file') throw new CommandError(`${pathText}: not a regular file (${inode.kind})`);
-        const step = 1 << 20;
-        for (let pos = 0; pos < inode.size; pos += step) await write(process.stdout, guard(() => fs.read(inode, pos, step), pathText));
+        await catImageFile({ tree: erofsTree(fs) }, positionals[1]!);
       } finally {
         fs.close();
       }
@@ -172,19 +87,10 @@ export async function erofsCommand(argv: string[], debug = false): Promise<numbe
       if (positionals.length !== 2) throw new UsageError('extract takes IMAGE DIR');
       const fs = open(positionals[0]);
       try {
-        const r = await guardAsync(
-          () =>
-            extract(fs, pathArg(positionals[1]!), {
-              ...(values.subdir !== undefined ? { subdir: argBytes(values.subdir) } : {}),
-              onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-            }),
-          positionals[0]!,
-        );
-        process.stderr.write(`extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks, ${r.hardlinks} hard links, ${r.specials} special files (${r.bytes} bytes)\n`);
+        return await extractImage({ tree: erofsTree(fs) }, positionals[0]!, (o) => extract(fs, pathArg(positionals[1]!), o), values.subdir);
       } finally {
         fs.close();
       }
-      return 0;
     }
     case 'info': {
       const { values, positionals } = parse(rest, { json: { type: 'boolean' } });
@@ -224,15 +130,6 @@ export async function erofsCommand(argv: string[], debug = false): Promise<numbe
   }
 }
 
-async function guardAsync<T>(fn: () => Promise<T>, image: string): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CommandError || err instanceof UsageError) throw err;
-    throw new CommandError(`${image}: ${(err as Error).message}`);
-  }
-}
-
 async function erofsMount(argv: string[], globalDebug: boolean): Promise<number> {
   const { values, positionals } = parse(argv, {
     foreground: { type: 'boolean' },
@@ -255,7 +152,7 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
   const fs = open(image);
   try {
     if (values.subdir !== undefined) {
-      const dir = guard(() => resolvePath(fs, argBytes(values.subdir!), true), `--subdir ${values.subdir}`);
+      const dir = guard({ tree: erofsTree(fs) }, `--subdir ${values.subdir}`, () => resolvePath(erofsTree(fs), argBytes(values.subdir!), true));
       if (dir.kind !== 'dir') throw new CommandError(`--subdir ${values.subdir}: not a directory in the image`);
     }
   } finally {

@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkMountpoint, FuseError, FuseServer, findMount, isDeadMount, openFuseDevice, unmountFuse, DEFAULT_READ_WORKERS } from '@atomfs/fuse';
-import { resolvePath, SquashFS } from '@atomfs/squashfs';
+import { SquashFS, squashfsTree } from '@atomfs/squashfs';
+import { resolvePath } from '@atomfs/tree';
 import { parse } from '../args.js';
 import { signalReady, startDetached } from '../daemon.js';
 import { CommandError, UsageError } from '../errors.js';
@@ -66,7 +67,7 @@ export async function sqfsMount(argv: string[], globalDebug: boolean): Promise<n
   }
   try {
     if (values.subdir !== undefined) {
-      const dir = resolvePath(fs, values.subdir, true);
+      const dir = resolvePath(squashfsTree(fs), values.subdir, true);
       if (dir.kind !== 'dir') throw new CommandError(`--subdir ${values.subdir}: not a directory in the image`);
     }
   } catch (err) {

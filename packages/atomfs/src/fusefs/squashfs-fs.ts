@@ -1,5 +1,6 @@
 import { Errno, FuseErrno, ROOT_ID, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
-import { resolvePath, SquashFS, type Inode } from '@atomfs/squashfs';
+import { SquashFS, squashfsTree, type Inode } from '@atomfs/squashfs';
+import { resolvePath } from '@atomfs/tree';
 import { SERVING } from '../layers/serving.js';
 
 export { SERVING };
@@ -30,7 +31,7 @@ export class SquashfsFs implements FileSystem {
     readonly image: SquashFS,
     subdir?: string,
   ) {
-    const root = subdir === undefined ? image.root() : resolvePath(image, subdir, true);
+    const root = subdir === undefined ? image.root() : resolvePath(squashfsTree(image), subdir, true);
     if (root.kind !== 'dir') throw new Error(`--subdir ${subdir} is not a directory in the image`);
     this.rootRef = root.ref;
     this.blksize = image.superblock.blockSize;

@@ -1,5 +1,6 @@
 import { Errno, FuseErrno, ROOT_ID, type Attr, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
-import { Erofs, FileSource, resolvePath, type ErofsInode } from '@atomfs/erofs';
+import { Erofs, erofsTree, FileSource, type ErofsInode } from '@atomfs/erofs';
+import { resolvePath } from '@atomfs/tree';
 
 /** Options of one single-image mount; structured-cloneable so every worker thread opens the image itself. */
 export interface ErofsFsOptions {
@@ -32,7 +33,7 @@ export class ErofsFs implements FileSystem {
     readonly image: Erofs,
     subdir?: string,
   ) {
-    const root = subdir === undefined ? image.root() : resolvePath(image, subdir, true);
+    const root = subdir === undefined ? image.root() : resolvePath(erofsTree(image), subdir, true);
     if (root.kind !== 'dir') throw new Error(`--subdir ${subdir} is not a directory in the image`);
     this.rootNid = root.nid;
   }
