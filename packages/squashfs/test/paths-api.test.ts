@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SquashFS } from '../src/index.js';
@@ -81,4 +81,18 @@ test('paths as Uint8Array and file: URLs work; other URLs, write flags and other
   await assert.rejects(image.paths.readFile('/d/e f/g/x', { flag: 'w' }), TypeError);
   await assert.rejects(image.paths.readFile(42 as unknown as string), TypeError);
   await assert.rejects(image.paths.readFile('/nope'), { code: 'ENOENT' });
+});
+
+test('resolution as the kernel resolves: a file followed by "." or ".." is ENOTDIR, ".." of a directory is its parent', async () => {
+  for (const p of ['d/e f/text.txt/..', 'd/e f/text.txt/.', 'd/e f/text.txt/x', 'd/nope/..']) {
+    let theirs: string | undefined;
+    try {
+      statSync(`${src}/${p}`); // not join(): it would fold the ".." away
+    } catch (err) {
+      theirs = (err as NodeJS.ErrnoException).code;
+    }
+    await assert.rejects(image.paths.stat(p), (err: NodeJS.ErrnoException) => err.code === theirs, `${p}: node:fs says ${theirs}`);
+  }
+  assert.equal((await image.paths.stat('d/e f/g/..')).ino, (await image.paths.stat('d/e f')).ino);
+  assert.equal((await image.paths.stat('/../d/./e f/../e f')).ino, (await image.paths.stat('/d/e f')).ino);
 });

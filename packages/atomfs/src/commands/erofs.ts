@@ -17,7 +17,9 @@ Commands:
   ls [-l] [--json] IMAGE [PATH]    list PATH (default /) recursively
   cat IMAGE PATH                   write a file's content to stdout
   extract [--subdir P] IMAGE DIR   extract the image into DIR (like fsck.erofs --extract=DIR, with
-                                   xattrs; owners restored when run as root)
+                                   xattrs; owners restored when run as root). An entry DIR's
+                                   filesystem refuses is reported and skipped, the rest
+                                   extracted; then the exit status is 3
   info [--json] IMAGE              superblock, features, counts
   mount [options] IMAGE MOUNTPOINT mount one image with the FUSE server (see 'atomfs erofs mount --help')
   umount MOUNTPOINT                unmount it
