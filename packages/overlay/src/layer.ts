@@ -7,28 +7,10 @@
  * each request on one thread from start to end.
  */
 
-/** Attributes of one entry, as lstat(2) would report them. */
-export interface NodeAttr {
-  /** Inode number inside its layer (1-based for squashfs). */
-  ino: number;
-  /** File type bits (S_IFMT) and permission bits, like st_mode. */
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  /** Bytes for files, target length for symlinks, listing size for directories. */
-  size: number;
-  /** Seconds since the epoch (squashfs stores only whole seconds). */
-  mtime: number;
-  /** Device number for block/char devices, Linux new_encode_dev encoding; 0 otherwise. */
-  rdev: number;
-  /** st_blocks (512-byte units) when the layer knows it (sparse files count less than their size). */
-  blocks?: number;
-  /** Nanoseconds of mtime, where the layer keeps them (erofs; squashfs has whole seconds). */
-  mtimeNsec?: number;
-  /** st_blksize as the kernel's own mount of the layer reports it, where the layer says. */
-  blksize?: number;
-}
+import type { NodeAttr } from '@atomfs/tree';
+
+/** Attributes of one entry, as lstat(2) reports them: the readers' one attribute type. */
+export type { NodeAttr };
 
 /** One directory entry as a layer lists it (without "." and ".."). */
 export interface LayerDirEntry<N> {

@@ -16,25 +16,14 @@ import { MAX_LAYERS, packId, unpackId } from './node-id.js';
 import { lookupChild, mergeListing, type DirStack, type MergeContext, type MergedChild } from './merge.js';
 import type { Layer, NodeAttr } from './layer.js';
 
-/** Attributes of one merged entry, as lstat(2) on the overlay would report them. Frozen. */
-export interface OverlayAttr {
+/**
+ * Attributes of one merged entry, as lstat(2) on the overlay would report them (the layer's, as
+ * overlayfs shows the real inode's, but for ino and a merged directory's nlink). Frozen.
+ */
+export type OverlayAttr = Readonly<Omit<NodeAttr, 'ino'>> & {
   /** Our inode number: the node id itself, so hard links agree and distinct entries differ. */
   readonly ino: bigint;
-  readonly mode: number;
-  /** The layer's count; 1 for a directory merged from several layers (as the kernel reports). */
-  readonly nlink: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly size: number;
-  /** Seconds since the epoch. */
-  readonly mtime: number;
-  readonly rdev: number;
-  /** st_blocks as the layer reports it, when it does (overlayfs shows the real inode's). */
-  readonly blocks?: number;
-  /** mtime's nanoseconds and st_blksize, when the layer reports them (overlayfs shows the real inode's). */
-  readonly mtimeNsec?: number;
-  readonly blksize?: number;
-}
+};
 
 export interface OverlayDirEntry {
   readonly name: Buffer;
@@ -357,23 +346,9 @@ function isStoredXattrName(name: Buffer): boolean {
 }
 
 function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
-  const attr: { -readonly [K in keyof OverlayAttr]: OverlayAttr[K] } = {
-    ino: id,
-    mode: a.mode,
-    // The kernel does not count subdirectories across layers: a merged directory says 1,
-    // which find(1) and friends take as "unknown".
-    nlink: merged ? 1 : a.nlink,
-    uid: a.uid,
-    gid: a.gid,
-    size: a.size,
-    mtime: a.mtime,
-    rdev: a.rdev,
-  };
-  // Only when known: a layer without st_blocks leaves no undefined field behind.
-  if (a.blocks !== undefined) attr.blocks = a.blocks;
-  if (a.mtimeNsec !== undefined) attr.mtimeNsec = a.mtimeNsec;
-  if (a.blksize !== undefined) attr.blksize = a.blksize;
-  return Object.freeze(attr);
+  // The kernel does not count subdirectories across layers: a merged directory says 1, which
+  // find(1) and friends take as "unknown".
+  return Object.freeze({ ...a, ino: id, nlink: merged ? 1 : a.nlink });
 }
 
 function idText(id: bigint): string {

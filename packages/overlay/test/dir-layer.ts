@@ -44,16 +44,19 @@ export class DirLayer implements Layer<DirNode> {
   }
 
   getattr(node: DirNode): NodeAttr {
-    const st = lstatSync(node.path);
+    const st = lstatSync(node.path, { bigint: true });
     return {
-      ino: st.ino,
-      mode: st.mode,
-      nlink: st.nlink,
-      uid: st.uid,
-      gid: st.gid,
-      size: st.size,
-      mtime: Math.floor(st.mtimeMs / 1000),
-      rdev: st.rdev,
+      ino: Number(st.ino),
+      mode: Number(st.mode),
+      nlink: Number(st.nlink),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: Number(st.size),
+      mtime: Number(st.mtimeNs / 1_000_000_000n),
+      mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+      rdev: Number(st.rdev),
+      blocks: Number(st.blocks),
+      blksize: Number(st.blksize),
     };
   }
 

@@ -82,7 +82,10 @@ export class MemLayer implements Layer<MemNode> {
       gid: n.gid ?? 0,
       size,
       mtime: n.mtime ?? 1_700_000_000,
+      mtimeNsec: 0,
       rdev: n.rdev ?? 0,
+      blocks: Math.ceil(size / 512),
+      blksize: 4096,
     };
   }
   readdir(d: MemNode): LayerDirEntry<MemNode>[] {

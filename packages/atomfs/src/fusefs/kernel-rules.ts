@@ -4,9 +4,6 @@
  */
 import { Errno, FuseErrno } from '@atomfs/fuse';
 
-/** st_blksize on the kernel's squashfs and on overlayfs over it (SQUASHFS_DEVBLK_SIZE). */
-export const KERNEL_BLKSIZE = 1024;
-
 /**
  * A symlink target of more than a page: the kernel's squashfs refuses the inode (lookup and
  * lstat fail with EINVAL). One of exactly a page reads back as its first PAGE_SIZE - 1 bytes,

@@ -4,7 +4,7 @@ import { openLayers } from '../layers/image-overlay.js';
 import type { LayerImage } from '../layers/layer-format.js';
 import type { LayerSpec } from '../layers/open-layer.js';
 import { toFuseAttr } from './attr.js';
-import { KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
+import { kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 
 /** Options of an image mount; structured-cloneable so each worker thread opens the layers itself. */
 export interface OverlayFsOptions {
@@ -41,7 +41,7 @@ export class OverlayFs implements FileSystem {
   }
 
   private attr(a: OverlayAttr): Attr {
-    return toFuseAttr(a, a.ino, KERNEL_BLKSIZE);
+    return toFuseAttr(a, a.ino);
   }
 
   /** Overlay errors carry their errno; everything else (corrupt image, verity mismatch) is EIO. */

@@ -5,7 +5,7 @@ import { SERVING } from '../layers/serving.js';
 
 export { SERVING };
 import { toFuseAttr } from './attr.js';
-import { checkSquashfsXattrName, KERNEL_BLKSIZE, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
+import { checkSquashfsXattrName, kernelReadlink, refuseLongSymlink, symlinkRefused } from './kernel-rules.js';
 
 /** Options of one single-image mount; structured-cloneable so every worker thread can open the image itself. */
 export interface SquashfsFsOptions {
@@ -46,7 +46,7 @@ export class SquashfsFs implements FileSystem {
   }
 
   private entry(inode: Inode): Entry {
-    return { nodeid: this.id(inode), attr: toFuseAttr(this.image.attr(inode), BigInt(inode.inodeNumber), KERNEL_BLKSIZE) };
+    return { nodeid: this.id(inode), attr: toFuseAttr(this.image.attr(inode), BigInt(inode.inodeNumber)) };
   }
 
   lookup(parent: bigint, name: Buffer): Entry | undefined {

@@ -27,8 +27,7 @@ export class ErofsLayer implements Layer<ErofsInode> {
     return this.image.lookup(dir, name);
   }
   getattr(node: ErofsInode): NodeAttr {
-    const a = this.image.attr(node);
-    return { ino: a.ino, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, size: a.size, mtime: a.mtime, rdev: a.rdev, blocks: a.blocks, mtimeNsec: a.mtimeNsec, blksize: a.blksize };
+    return this.image.attr(node);
   }
   readdir(dir: ErofsInode): LayerDirEntry<ErofsInode>[] {
     return this.image.readdir(dir).map((e) => ({ name: e.name, node: this.image.inode(e.nid) }));
