@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { prng } from '@atomfs/testkit';
 
 /** Where generated datasets live between runs (large; not in the repo). */
 export const DATA_DIR = process.env.ATOMFS_BENCH_DIR ?? '/var/tmp/atomfs-bench';
@@ -44,19 +45,6 @@ export function timeCommands(argvs: string[][], runs: number, before?: () => voi
     });
   }
   return times.map(median);
-}
-
-/** xorshift32 PRNG: deterministic datasets. */
-export function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 const WORDS = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua squashfs overlay verity'.split(' ');

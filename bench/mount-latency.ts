@@ -16,7 +16,8 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compressible, DATA_DIR, dropCaches, median, prng, printRatioTable, type RatioRow } from './lib.js';
+import { prng } from '@atomfs/testkit';
+import { compressible, DATA_DIR, dropCaches, median, printRatioTable, type RatioRow } from './lib.js';
 import { verityImage, type OciImage } from './oci-layers.js';
 import { ATOMFS, BenchError, atomfsServerPid, clearStaleMount, requireTools, sh, squashfuseDaemons, timeShell, waitGone } from './proc.js';
 

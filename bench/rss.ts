@@ -12,7 +12,8 @@
  */
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { compressible, DATA_DIR, dropCaches, median, prng, printRatioTable, type RatioRow } from './lib.js';
+import { prng } from '@atomfs/testkit';
+import { compressible, DATA_DIR, dropCaches, median, printRatioTable, type RatioRow } from './lib.js';
 import { verityImage, type OciImage } from './oci-layers.js';
 import {
   ATOMFS,

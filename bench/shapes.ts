@@ -17,7 +17,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { DATA_DIR, dropCaches, median, printRatioTable, prng, standardImage, type RatioRow } from './lib.js';
+import { prng } from '@atomfs/testkit';
+import { DATA_DIR, dropCaches, median, printRatioTable, standardImage, type RatioRow } from './lib.js';
 import { verityImage } from './oci-layers.js';
 import { BenchError, cpuSeconds, requireTools, timeShell } from './proc.js';
 import { atomfsMount, atomfsSqfsMount, clearStacks, kernelStack, squashfuseStack, withMount, type Layer, type Stack } from './stacks.js';

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ErofsError } from '../src/index.js';
-import { cleanup, mkfsErofs, prng, readEverything, smallTree, tempDir } from './helpers.js';
+import { cleanup, prng, smallTree, tempDir } from '@atomfs/testkit';
+import { mkfsErofs, readEverything } from './helpers.js';
 
 /**
  * Bounded mutation fuzzing of real mkfs.erofs images (fixed seed: reproducible in CI).
@@ -18,7 +19,7 @@ const images: { name: string; buf: Buffer }[] = [];
 
 before(() => {
   dir = tempDir('erofs-fuzz');
-  smallTree(join(dir, 'src'));
+  smallTree(join(dir, 'src'), 'erofs');
   // Without the superblock checksum, so that mutated superblock fields reach the reader.
   const variants: [string, string[]][] = [
     ['plain', ['-Enosbcrc']],

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
 import { Erofs, FsError } from '../src/index.js';
-import { cleanup, mkfsErofs, smallTree, tempDir } from './helpers.js';
+import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { mkfsErofs } from './helpers.js';
 
 /** The node:fs-shaped path API answers what node:fs answers on the source tree of the image. */
 let dir: string;
@@ -14,7 +15,7 @@ let img: Erofs;
 before(() => {
   dir = tempDir('erofs-paths');
   src = join(dir, 'src');
-  smallTree(src);
+  smallTree(src, 'erofs');
   mkfsErofs(src, join(dir, 'img.erofs'), ['-zlz4hc', '-Eztailpacking']);
   img = Erofs.open(join(dir, 'img.erofs'));
 });

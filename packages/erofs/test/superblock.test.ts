@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BufferSource, CorruptImageError, Erofs, UnsupportedImageError } from '../src/index.js';
-import { cleanup, mkfsErofs, smallTree, tempDir } from './helpers.js';
+import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { mkfsErofs } from './helpers.js';
 
 /** Bad superblocks get one clear error naming what is wrong (checked against real mkfs.erofs images). */
 let dir: string;
@@ -12,7 +13,7 @@ let noCrc: Buffer;
 
 before(() => {
   dir = tempDir('erofs-sb');
-  smallTree(join(dir, 'src'));
+  smallTree(join(dir, 'src'), 'erofs');
   mkfsErofs(join(dir, 'src'), join(dir, 'crc.erofs'), ['-zlz4hc']);
   mkfsErofs(join(dir, 'src'), join(dir, 'nocrc.erofs'), ['-Enosbcrc']);
   withCrc = readFileSync(join(dir, 'crc.erofs'));

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { walkTree } from '@atomfs/tree';
 import { ByteLru, SquashFS, squashfsTree } from '../src/index.js';
-import { cleanup, mksquashfs, prng, randomBytes, smallTree, tempDir } from './helpers.js';
+import { cleanup, prng, randomBytes, smallTree, tempDir } from '@atomfs/testkit';
+import { mksquashfs } from './helpers.js';
 
 describe('ByteLru', () => {
   test('stays within its byte budget and reports each evicted value once', () => {
@@ -64,7 +65,7 @@ describe('reuseBlockBuffers', () => {
   before(() => {
     dir = tempDir('reuse');
     src = join(dir, 'src');
-    smallTree(src);
+    smallTree(src, 'squashfs', 120);
     const rand = prng(7);
     // Several files of several blocks each, with distinct content, plus an uncompressible one
     // (stored uncompressed by mksquashfs) and tails that land in shared fragment blocks.
@@ -124,7 +125,7 @@ describe('one memory budget for an image (cacheBytes)', () => {
   before(async () => {
     dir = tempDir('budget');
     const src = join(dir, 'src');
-    smallTree(src);
+    smallTree(src, 'squashfs', 120);
     const rand = prng(7);
     for (let i = 0; i < 40; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(rand, 300_000));
     img = join(dir, 'img.sqfs');

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import { BufferSource, CorruptImageError, DecompressError, SquashFS, SquashfsError, TruncatedImageError, UnsupportedImageError, type Inode } from '../src/index.js';
-import { cleanup, mksquashfs, readEverything, smallTree, tempDir } from './helpers.js';
+import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { mksquashfs, readEverything } from './helpers.js';
 
 describe('bad input gives typed errors naming the offset', () => {
   let dir: string;
@@ -12,7 +13,7 @@ describe('bad input gives typed errors naming the offset', () => {
   let plain: Buffer;
   before(() => {
     dir = tempDir('corrupt');
-    smallTree(join(dir, 'src'));
+    smallTree(join(dir, 'src'), 'squashfs', 120);
     mksquashfs(join(dir, 'src'), join(dir, 'gzip.sqfs'), ['-comp', 'gzip']);
     // Uncompressed metadata and data: structures can be patched in place.
     mksquashfs(join(dir, 'src'), join(dir, 'plain.sqfs'), ['-comp', 'gzip', '-noI', '-noD', '-noF', '-noX']);

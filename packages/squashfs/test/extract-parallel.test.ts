@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createDecompressor, extract, SquashFS } from '../src/index.js';
-import { cleanup, mksquashfs, prng, randomBytes, tempDir } from './helpers.js';
+import { cleanup, prng, randomBytes, tempDir } from '@atomfs/testkit';
+import { mksquashfs } from './helpers.js';
 
 /** Every entry below `root`: type, mode, size, mtime, content hash, and which entries share an inode. */
 function snapshot(root: string): Map<string, string> {

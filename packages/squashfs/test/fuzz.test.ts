@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SquashfsError } from '../src/index.js';
-import { cleanup, mksquashfs, prng, readEverything, smallTree, tempDir } from './helpers.js';
+import { cleanup, prng, smallTree, tempDir } from '@atomfs/testkit';
+import { mksquashfs, readEverything } from './helpers.js';
 
 /**
  * Bounded mutation fuzzing of real mksquashfs images (fixed seed: reproducible in CI).
@@ -18,7 +19,7 @@ const images: { name: string; buf: Buffer }[] = [];
 
 before(() => {
   dir = tempDir('fuzz');
-  smallTree(join(dir, 'src'));
+  smallTree(join(dir, 'src'), 'squashfs', 120);
   const variants: [string, string[]][] = [
     ['gzip', ['-comp', 'gzip', '-b', '4096']],
     ['plain', ['-comp', 'gzip', '-noI', '-noD', '-noF', '-noX', '-b', '4096']],

@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FileSource, SquashFS } from '../src/index.js';
-import { cleanup, mksquashfs, prng, tempDir } from './helpers.js';
+import { cleanup, prng, tempDir } from '@atomfs/testkit';
+import { mksquashfs } from './helpers.js';
 
 let dir: string;
 let src: string;

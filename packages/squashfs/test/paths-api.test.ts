@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync }
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SquashFS } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '@atomfs/testkit';
 
 let dir: string;
 let src: string;

@@ -4,7 +4,8 @@ import { copyFileSync, mkdirSync, readFileSync, statSync, truncateSync, writeFil
 import { join } from 'node:path';
 import { describe, it, before, after } from 'node:test';
 import { FileByteSource, formatVerity, formatVeritySync, hashOffsetFor, readSuperblock, verifyAll } from '../src/index.js';
-import { cleanup, filesEqual, requireTool, seededBytes, tempDir, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
+import { cleanup, tempDir } from '@atomfs/testkit';
+import { filesEqual, requireTool, seededBytes, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
 
 /**
  * formatVerity must write byte for byte what `veritysetup format` writes (given the same salt and
@@ -14,7 +15,7 @@ import { cleanup, filesEqual, requireTool, seededBytes, tempDir, veritysetupForm
 
 interface Case {
   name: string;
-  /** Bytes of "squashfs" data; H is this rounded up to 4096 and the file is zero-padded to H. */
+  /** Bytes of 'squashfs' data; H is this rounded up to 4096 and the file is zero-padded to H. */
   bytes: number;
   /** Extra veritysetup format arguments. */
   args: string[];

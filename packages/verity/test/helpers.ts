@@ -1,21 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
-/** A deterministic pseudo-random generator (xorshift32), so failures reproduce. */
-export function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 
 /** n deterministic pseudo-random bytes for `seed` (AES-CTR keystream: fast for tens of MiB). */
 export function seededBytes(seed: string, n: number): Buffer {
@@ -24,15 +9,6 @@ export function seededBytes(seed: string, n: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(n)), cipher.final()]);
 }
 
-export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `atomfs-verity-${prefix}-`));
-}
-
-export function cleanup(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}
-
-/** Fails loudly when an independent tool the tests compare against is missing. */
 export function requireTool(name: string): void {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`required tool "${name}" is not installed (install cryptsetup-bin / squashfs-tools)`);

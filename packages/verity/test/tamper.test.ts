@@ -14,7 +14,8 @@ import {
   type TreeGeometry,
   type VerifiedSource,
 } from '../src/index.js';
-import { ViewSource, cleanup, prng, requireTool, tempDir, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
+import { cleanup, prng, tempDir } from '@atomfs/testkit';
+import { ViewSource, requireTool, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
 
 /**
  * Seeded single-bit flips anywhere in a layer file. Whatever is flipped: opening fails with a typed

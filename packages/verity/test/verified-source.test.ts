@@ -17,7 +17,8 @@ import {
   verifyAll,
   verifyAllSync,
 } from '../src/index.js';
-import { cleanup, prng, requireTool, tempDir, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
+import { cleanup, prng, tempDir } from '@atomfs/testkit';
+import { requireTool, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
 
 /**
  * VerifiedSource against images made by veritysetup: every block reads back as the original
