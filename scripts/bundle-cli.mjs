@@ -37,7 +37,7 @@ const workers = [
   'packages/fuse/dist/src/read-worker.js',
   'packages/atomfs/dist/src/fusefs/overlay-fs.js',
   'packages/atomfs/dist/src/fusefs/squashfs-fs.js',
-  'packages/atomfs/dist/src/layers/erofs-fs.js',
+  'packages/atomfs/dist/src/fusefs/erofs-fs.js',
   'packages/registry/dist/src/fetch-worker.js',
 ].map((p) => resolve(root, p));
 const workerUrl = /new URL\((['"])(\.{1,2}\/[^'"]+)\1, import\.meta\.url\)/g;

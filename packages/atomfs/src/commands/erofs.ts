@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { ErofsFsOptions } from '../layers/erofs-fs.js';
+import type { ErofsFsOptions } from '../fusefs/erofs-fs.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,7 +186,7 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
   try {
     server = await fuse.FuseServer.mount({
       mountpoint,
-      fs: { module: new URL('../layers/erofs-fs.js', import.meta.url).href, options },
+      fs: { module: new URL('../fusefs/erofs-fs.js', import.meta.url).href, options },
       allowOther: values['allow-other'] === true,
       subtype: 'atomfs',
       fsname: image,

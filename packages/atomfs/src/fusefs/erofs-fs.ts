@@ -1,6 +1,7 @@
 import { Errno, FuseErrno, ROOT_ID, type Attr, type DirEntry, type Entry, type FileSystem, type OpenResult, type Statfs } from '@atomfs/fuse';
 import { Erofs, erofsTree, FileSource, type ErofsInode } from '@atomfs/erofs';
 import { resolvePath } from '@atomfs/tree';
+import { toFuseAttr } from './attr.js';
 
 /** Options of one single-image mount; structured-cloneable so every worker thread opens the image itself. */
 export interface ErofsFsOptions {
@@ -48,23 +49,7 @@ export class ErofsFs implements FileSystem {
 
   private attr(inode: ErofsInode): Attr {
     const a = this.image.attr(inode);
-    return {
-      ino: BigInt(a.ino),
-      size: a.size,
-      blocks: a.blocks,
-      atime: a.mtime,
-      mtime: a.mtime,
-      ctime: a.mtime,
-      atimensec: a.mtimeNsec,
-      mtimensec: a.mtimeNsec,
-      ctimensec: a.mtimeNsec,
-      mode: a.mode,
-      nlink: a.nlink,
-      uid: a.uid,
-      gid: a.gid,
-      rdev: a.rdev,
-      blksize: a.blksize,
-    };
+    return toFuseAttr(a, BigInt(a.ino));
   }
 
   private entry(inode: ErofsInode): Entry {
