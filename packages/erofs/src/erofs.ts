@@ -1,8 +1,8 @@
+import { PathApi, type NodeAttr } from '@atomfs/tree';
 import { mapUncompressed } from './block-map.js';
 import { FileSource, type ByteSource } from './byte-source.js';
 import { ExtentDecoder } from './decompress.js';
 import { parseDirBlock, type DirEntry } from './directory.js';
-import { PathApi, type NodeAttr } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
 import { DataLayout, isCompressed, readInode, type ErofsInode } from './inode.js';
 import { Lru } from './lru.js';

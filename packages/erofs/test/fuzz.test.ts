@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ErofsError } from '../src/index.js';
 import { cleanup, prng, smallTree, tempDir } from '@atomfs/testkit';
+import { ErofsError } from '../src/index.js';
 import { mkfsErofs, readEverything } from './helpers.js';
 
 /**

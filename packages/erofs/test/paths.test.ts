@@ -3,8 +3,8 @@ import * as nodefs from 'node:fs';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { after, before, test } from 'node:test';
-import { Erofs, FsError } from '../src/index.js';
 import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { Erofs, FsError } from '../src/index.js';
 import { mkfsErofs } from './helpers.js';
 
 /** The node:fs-shaped path API answers what node:fs answers on the source tree of the image. */

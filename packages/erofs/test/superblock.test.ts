@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BufferSource, CorruptImageError, Erofs, UnsupportedImageError } from '../src/index.js';
 import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { BufferSource, CorruptImageError, Erofs, UnsupportedImageError } from '../src/index.js';
 import { mkfsErofs } from './helpers.js';
 
 /** Bad superblocks get one clear error naming what is wrong (checked against real mkfs.erofs images). */

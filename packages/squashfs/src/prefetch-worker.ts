@@ -3,9 +3,9 @@
  * the sequence (data blocks, and the fragment block of each run of tails) in order into shared slots.
  */
 import { workerData } from 'node:worker_threads';
+import { walkTree } from '@atomfs/tree';
 import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SequenceItems, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
 import { FileSource } from './byte-source.js';
-import { walkTree } from '@atomfs/tree';
 import { SquashFS } from './squashfs.js';
 import { squashfsTree } from './tree.js';
 

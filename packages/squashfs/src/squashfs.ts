@@ -1,10 +1,10 @@
+import { FsError, PathApi, type NodeAttr } from '@atomfs/tree';
 import { FileSource, type ByteSource } from './byte-source.js';
 import { BlockPool } from './block-pool.js';
 import { ByteLru } from './cache.js';
 import { createDecompressor } from './compression/index.js';
 import { COMPRESSOR_IDS, type CompressorName, type Decompressor } from './compression/decompressor.js';
 import { DirectoryReader, type DirEntry } from './directory.js';
-import { FsError, PathApi, type NodeAttr } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
 import { FileDataReader } from './file-data.js';
 import { NO_FRAGMENT, NO_XATTR, readInode, type DirInode, type FileInode, type Inode, type InodeContext } from './inode.js';

@@ -8,8 +8,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { walkTree } from '@atomfs/tree';
-import { ByteLru, SquashFS, squashfsTree } from '../src/index.js';
 import { cleanup, prng, randomBytes, smallTree, tempDir } from '@atomfs/testkit';
+import { ByteLru, SquashFS, squashfsTree } from '../src/index.js';
 import { mksquashfs } from './helpers.js';
 
 describe('ByteLru', () => {

@@ -3,8 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
-import { BufferSource, CorruptImageError, DecompressError, SquashFS, SquashfsError, TruncatedImageError, UnsupportedImageError, type Inode } from '../src/index.js';
 import { cleanup, smallTree, tempDir } from '@atomfs/testkit';
+import { BufferSource, CorruptImageError, DecompressError, SquashFS, SquashfsError, TruncatedImageError, UnsupportedImageError, type Inode } from '../src/index.js';
 import { mksquashfs, readEverything } from './helpers.js';
 
 describe('bad input gives typed errors naming the offset', () => {

@@ -10,8 +10,8 @@ import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readF
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createDecompressor, extract, SquashFS } from '../src/index.js';
 import { cleanup, prng, randomBytes, tempDir } from '@atomfs/testkit';
+import { createDecompressor, extract, SquashFS } from '../src/index.js';
 import { mksquashfs } from './helpers.js';
 
 /** Every entry below `root`: type, mode, size, mtime, content hash, and which entries share an inode. */

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { SquashfsError } from '../src/index.js';
 import { cleanup, prng, smallTree, tempDir } from '@atomfs/testkit';
+import { SquashfsError } from '../src/index.js';
 import { mksquashfs, readEverything } from './helpers.js';
 
 /**

@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FileSource, SquashFS } from '../src/index.js';
 import { cleanup, prng, tempDir } from '@atomfs/testkit';
+import { FileSource, SquashFS } from '../src/index.js';
 import { mksquashfs } from './helpers.js';
 
 let dir: string;

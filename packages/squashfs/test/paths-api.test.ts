@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { SquashFS } from '../src/index.js';
 import { tempDir } from '@atomfs/testkit';
+import { SquashFS } from '../src/index.js';
 
 let dir: string;
 let src: string;

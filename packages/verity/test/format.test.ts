@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, before, after } from 'node:test';
-import { FileByteSource, formatVerity, formatVeritySync, hashOffsetFor, readSuperblock, verifyAll } from '../src/index.js';
 import { cleanup, tempDir } from '@atomfs/testkit';
+import { FileByteSource, formatVerity, formatVeritySync, hashOffsetFor, readSuperblock, verifyAll } from '../src/index.js';
 import { filesEqual, requireTool, seededBytes, veritysetupFormat, veritysetupVerify, writeDataFile } from './helpers.js';
 
 /**

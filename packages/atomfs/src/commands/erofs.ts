@@ -1,10 +1,9 @@
-import { resolve } from 'node:path';
-import type { ErofsFsOptions } from '../fusefs/erofs-fs.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Erofs, erofsTree, extract, FileSource } from '@atomfs/erofs';
 import { resolvePath } from '@atomfs/tree';
+import type { ErofsFsOptions } from '../fusefs/erofs-fs.js';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
 import { catImageFile, extractImage, guard, listImage } from './image-file.js';
