@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
+import { prng } from '@atomfs/testkit';
 import { DecompressError, UnsupportedImageError } from '../src/errors.js';
 import {
   createDecompressor,
@@ -32,18 +33,6 @@ import { loadFzstd, loadLz4, loadLzma, loadZstd, tryRequire, type LzmaModule, ty
 const BLOCK_SIZE = 128 * 1024;
 const METADATA_SIZE = 8192;
 const FILE_SIZE = 300 * 1024;
-
-/** xorshift32: deterministic, so failures reproduce. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
 
 /** Text-like bytes with random runs: compressible, but not trivially (ratio ~2-4 for most codecs). */
 function semiCompressible(seed: number, size: number): Buffer {
