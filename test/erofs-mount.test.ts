@@ -36,19 +36,10 @@ import {
   type Snapshot,
 } from './lib/index.js';
 import { atomfs as atomfsCli, ATOMFS_BIN } from './atomfs-cli.js';
-import { dropLongNames, mkfsErofs } from './erofs-images.js';
+import { dropLongNames, packErofs, type BuiltLayer } from './erofs-images.js';
 import { overlayRounds, packLayer, patchFile, ROUND1, ROUND2 } from './oci-images.js';
 
-const EROFS_LZ4HC = 'application/vnd.stacker.image.layer.erofs+lz4hc';
-const EROFS_LZ4 = 'application/vnd.stacker.image.layer.erofs+lz4';
 const SQUASHFS_ZSTD = 'application/vnd.stacker.image.layer.squashfs+zstd';
-
-interface BuiltLayer {
-  file: string;
-  fsType: 'squashfs' | 'erofs';
-  mediaType: string;
-  rootHash: string;
-}
 
 let work: string;
 let oci: string;
@@ -57,16 +48,6 @@ let erofsOnly: BuiltLayer[];
 let written: WrittenImage;
 /** The kernel's overlayfs over the kernel's mounts of the three layer files. */
 let truth: Snapshot;
-
-/** mkfs.erofs + `veritysetup format` at the image's end (erofs images are whole 4 KiB blocks). */
-async function packErofs(dir: string, out: string, options: string[]): Promise<BuiltLayer & { imageBytes: number }> {
-  await mkfsErofs(dir, out, options);
-  const size = readFileSync(out).length;
-  const r = await run(['veritysetup', 'format', out, out, `--hash-offset=${size}`, `--data-blocks=${size / 4096}`]);
-  const m = /^Root hash:\s+([0-9a-f]{64})\s*$/m.exec(r.stdout.toString('utf8'));
-  assert.ok(m, 'veritysetup printed a root hash');
-  return { file: out, fsType: 'erofs', mediaType: options.includes('-zlz4hc') ? EROFS_LZ4HC : EROFS_LZ4, rootHash: m[1]!, imageBytes: size };
-}
 
 /** st_blksize and mtime in nanoseconds of every entry below `root` (snapshots keep whole seconds). */
 function fineTimes(root: string): Map<string, string> {

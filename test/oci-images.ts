@@ -281,17 +281,21 @@ export async function buildThreeLayerImage(work: string): Promise<ThreeLayerImag
 }
 
 /**
- * The ground truth: the kernel's read-only overlayfs (`userxattr`) over the squashfs `files`
- * (BOTTOM-first), each loop-mounted by the kernel's squashfs.
+ * The ground truth: the kernel's read-only overlayfs (`userxattr`) over the layer `files`
+ * (BOTTOM-first), each loop-mounted by the kernel's squashfs (or erofs, as `fsTypes` says).
  */
-export async function kernelMergedSnapshot(files: readonly string[]): Promise<Snapshot> {
+export async function kernelMergedSnapshot(files: readonly string[], fsTypes?: readonly ('squashfs' | 'erofs')[]): Promise<Snapshot> {
   const mps: string[] = [];
   const nest = async (i: number): Promise<Snapshot> => {
     if (i === files.length) return withOverlayMount([...mps].reverse(), (mp) => snapshotDir(mp), { userxattr: true, extraOptions: ['ro'] });
-    return withLoopMount(files[i]!, (mp) => {
-      mps.push(mp);
-      return nest(i + 1);
-    });
+    return withLoopMount(
+      files[i]!,
+      (mp) => {
+        mps.push(mp);
+        return nest(i + 1);
+      },
+      { fsType: fsTypes?.[i] ?? 'squashfs' },
+    );
   };
   return nest(0);
 }

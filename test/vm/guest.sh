@@ -1,7 +1,7 @@
 #!/bin/bash
 # PID 1 of the test guest (see test/vm/run.sh): the host's / read-only under a tmpfs overlay.
 # Sets up what a Debian host with device-mapper has (proc, sys, devtmpfs, udev, the dm-verity,
-# loop, squashfs, overlay and fuse modules), runs the kernel-path scenarios as root and reports
+# loop, squashfs, erofs, overlay and fuse modules), runs the kernel-path scenarios as root and reports
 # "ATOMFS-VM-STATUS <exit code>" on the console and in /out/status before powering off.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
@@ -42,7 +42,7 @@ ip link set lo up 2>/dev/null
 # Settings from run.sh (VM_TEST_ARGS, VM_TEST_FILES).
 [ -f /out/env ] && . /out/env
 
-for m in loop dm_mod dm_verity squashfs overlay fuse; do
+for m in loop dm_mod dm_verity squashfs erofs overlay fuse; do
   modprobe "$m" || { echo "vm-guest: modprobe $m failed"; finish 2; }
 done
 # udev makes /dev/mapper/<name> and tells libdevmapper when it is ready, as on a real host.

@@ -20,6 +20,8 @@ import { before, describe, test, type TestContext } from 'node:test';
 import { atomfs, ATOMFS_BIN, forceCleanUnder, loopsUnder, mountsUnder, nsDirState, showResult, type CliResult } from '../atomfs-cli.js';
 import { isWhiteout, kernelMergedSnapshot, overlayRounds, packLayer, ROUND1, ROUND2, writeImage, type LayerFile } from '../oci-images.js';
 import { readMountinfo } from '@atomfs/fuse';
+import { writeLayout } from '@atomfs/oci';
+import { packErofs } from '../erofs-images.js';
 import {
   compareSnapshots,
   generateTree,
@@ -290,6 +292,14 @@ function layerSources(dir: string): string[] {
     .sort();
 }
 
+/** fstype and source of the layer mounts under `dir`, sorted. */
+function layerMounts(dir: string): { fstype: string; source: string }[] {
+  return readMountinfo()
+    .filter((m) => (m.fstype === 'squashfs' || m.fstype === 'erofs') && m.mountpoint.startsWith(dir + '/'))
+    .map((m) => ({ fstype: m.fstype, source: m.source }))
+    .sort((a, b) => (`${a.fstype} ${a.source}` < `${b.fstype} ${b.source}` ? -1 : 1));
+}
+
 async function umountClean(mp: string, runDir: string, dir: string, hexes: readonly string[]): Promise<void> {
   const u = await cli(['umount', mp], runDir);
   assert.equal(u.status, 0, showResult(u));
@@ -490,6 +500,69 @@ describe('kernel dm-verity path (host root with device-mapper)', { concurrency: 
     assert.deepEqual(mountsUnder(dir), []);
     await run(['veritysetup', 'close', name]);
     assert.deepEqual(leftovers(dir, f.triHex), []);
+  });
+
+  test('erofs layers on the dm path: a device per layer mounted by the kernel erofs, the kernel overlay of the layers; a flipped data bit reads as EIO', async (t) => {
+    if (!needDm(t)) return;
+    const f = fx!;
+    const { dir, mp, runDir, stack } = caseDir(t, 'erofs');
+    // Over the fixture's squashfs bottom layer: an lz4hc-compressed erofs layer and an
+    // uncompressed one, whose random.bin is stored as it is (so a chosen block can be hit).
+    const compressedDir = join(dir, 'compressed');
+    mkdirSync(join(compressedDir, 'etc'), { recursive: true });
+    writeFileSync(join(compressedDir, 'etc/erofs.conf'), 'from an erofs layer\n'.repeat(3000));
+    const rawDir = join(dir, 'raw');
+    mkdirSync(rawDir);
+    writeFileSync(join(rawDir, 'random.bin'), f.randomData);
+    writeFileSync(join(rawDir, 'keep.txt'), 'this file is not damaged\n');
+    const compressed = await packErofs(compressedDir, join(dir, 'L2.erofs'), ['-zlz4hc']);
+    const raw = await packErofs(rawDir, join(dir, 'L3.erofs'), []);
+    const bottom = { file: f.triFiles[0]!.file, mediaType: 'application/vnd.stacker.image.layer.squashfs+zstd', rootHash: f.triFiles[0]!.rootHash! };
+    const flipped = join(dir, 'L3.flipped.erofs');
+    copyFileSync(raw.file, flipped);
+    const image = readFileSync(flipped);
+    const piece = f.randomData.subarray(FLIP_PIECE * BLOCK, (FLIP_PIECE + 1) * BLOCK);
+    const at = image.indexOf(piece);
+    assert.ok(at > 0 && at % BLOCK === 0 && image.indexOf(piece, at + 1) === -1 && at + BLOCK <= raw.imageBytes, `random.bin's piece ${FLIP_PIECE} is stored raw once, block-aligned (at ${at})`);
+    flipBit(flipped, at + 2000, 3);
+    const oci = join(dir, 'oci');
+    const layer = (l: { file: string; mediaType: string; rootHash: string }) => ({ file: l.file, mediaType: l.mediaType, rootHash: l.rootHash });
+    await writeLayout(oci, { tag: 'erofs', layers: [bottom, layer(compressed), layer(raw)] });
+    await writeLayout(oci, { tag: 'flip', layers: [bottom, layer(compressed), { ...layer(raw), file: flipped }] });
+    const hexes = [f.triHex[0]!, sha256Hex(compressed.file), sha256Hex(raw.file)];
+    const flippedHex = sha256Hex(flipped);
+    // Runs before caseDir's own clean-up (last added, first run): unmount first, as it does.
+    stack.add('the mount and the dm devices of the erofs layers', () => {
+      if (mountAt(mp) !== undefined) runSync([process.execPath, ATOMFS_BIN, 'umount', '--metadir', runDir, mp], { allowFail: true, timeoutMs: 60_000 });
+      for (const d of ourDevices([...hexes.slice(1), flippedHex])) runSync(['dmsetup', 'remove', '--retry', d], { allowFail: true });
+    });
+    const truth = await kernelMergedSnapshot([f.triFiles[0]!.file, compressed.file, raw.file], ['squashfs', 'erofs', 'erofs']);
+
+    const m = await cli(['mount', `${oci}:erofs`, mp], runDir);
+    assert.equal(m.status, 0, showResult(m));
+    assert.match(m.stderr, /backend kernel/, 'auto picks the kernel path for erofs layers too');
+    assert.deepEqual(ourDevices(hexes).sort(), hexes.map((h) => `${h}-verity`).sort(), 'one dm device per layer');
+    assert.deepEqual(
+      layerMounts(dir).map((l) => `${l.fstype} ${l.source}`),
+      [`squashfs /dev/mapper/${hexes[0]}-verity`, ...hexes.slice(1).map((h) => `erofs /dev/mapper/${h}-verity`)].sort(),
+      'every layer is mounted by its own kernel filesystem from its dm device',
+    );
+    assert.deepEqual(compareSnapshots(truth, await snapshotDir(mp), { ignore: ['dirNlink'] }), [], 'content equals the kernel overlay of the loop-mounted layers');
+    for (const h of hexes) assert.match(dmStatus(`${h}-verity`), / verity V$/);
+    const v = await cli(['verify', mp], runDir);
+    assert.equal(v.status, 0, showResult(v));
+    assert.deepEqual(v.stdout.trim().split('\n').sort(), hexes.map((h) => `/dev/mapper/${h}-verity: OK`).sort());
+    await umountClean(mp, runDir, dir, hexes);
+
+    const mf = await cli(['mount', `${oci}:flip`, mp], runDir);
+    assert.equal(mf.status, 0, `a damaged data block does not stop the mount: ${showResult(mf)}`);
+    assert.equal(readFileSync(join(mp, 'keep.txt'), 'utf8'), 'this file is not damaged\n');
+    assert.deepEqual(eioFiles(mp, ['random.bin', 'keep.txt', 'etc/erofs.conf']), ['random.bin'], 'random.bin fails with EIO, never wrong bytes');
+    assert.match(dmStatus(`${flippedHex}-verity`), / verity C$/, 'dm-verity saw the corruption');
+    const vf = await cli(['verify', mp], runDir);
+    assert.equal(vf.status, 1, showResult(vf));
+    assert.match(vf.stdout, new RegExp(`^/dev/mapper/${flippedHex}-verity: CORRUPTION FOUND$`, 'm'));
+    await umountClean(mp, runDir, dir, [...hexes, flippedHex]);
   });
 
   test('--writeable on the dm path: changes visible, gone at umount, the layers untouched', async (t) => {
