@@ -3,7 +3,7 @@
  * the sequence (data blocks, and the fragment block of each run of tails) in order into shared slots.
  */
 import { workerData } from 'node:worker_threads';
-import { walkTree } from '@atomfs/tree';
+import { walkNodes } from '@atomfs/tree';
 import { CTL_DONE, CTL_POS, CTL_STOP, CTL_WANT, CTL_WORDS, isFragmentTail, prefetched, SequenceItems, SLOT_BUSY, SLOT_FAILED, SLOT_FILLED, SLOT_FREE, slotWord, type PrefetchData } from './block-prefetch.js';
 import { FileSource } from './byte-source.js';
 import { SquashFS } from './squashfs.js';
@@ -48,8 +48,7 @@ try {
   const fs = new SquashFS(new FileSource(d.fd, d.offset, d.size), { reuseBlockBuffers: true, dataCacheBytes: 4 * d.slotSize + 1024 });
   const written = new Set<number>();
   const items = new SequenceItems();
-  walk: for (const e of walkTree(squashfsTree(fs), typeof d.subdir === 'string' ? d.subdir : Buffer.from(d.subdir))) {
-    const inode = e.node;
+  walk: for (const inode of walkNodes(squashfsTree(fs), typeof d.subdir === 'string' ? d.subdir : Buffer.from(d.subdir))) {
     if (!prefetched(inode)) continue;
     // The extraction writes a hard-linked file once and links its other names.
     if (inode.nlink > 1) {

@@ -6,4 +6,4 @@ export type { ImageTree, TreeEntry, TreeNode, Xattr } from './image-tree.js';
 export { components, pathBytes, resolvePath, type PathLike } from './path.js';
 export { PathApi } from './path-api.js';
 export { Dirent, Stats } from './stats.js';
-export { walkTree, type WalkEntry } from './walk.js';
+export { walkNodes, walkTree, type WalkEntry } from './walk.js';
