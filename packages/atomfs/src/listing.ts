@@ -1,4 +1,4 @@
-import { deviceNumbers } from '@atomfs/tree';
+import { deviceNumbers, type NodeAttr } from '@atomfs/tree';
 
 /**
  * The one JSON form of a listed entry, for `atomfs ls --json` and `atomfs sqfs ls --json`: one
@@ -47,6 +47,24 @@ export interface ListedEntry extends Omit<ListingRecord, 'path' | 'pathBase64' |
   path: Buffer;
   target?: Buffer;
   rdev?: number;
+}
+
+/** The record of an entry from its attributes (any reader's NodeAttr, or the overlay's with its bigint ino). */
+export function attrRecord(path: Buffer, a: Omit<NodeAttr, 'ino'> & { ino: number | bigint }, target: Buffer | undefined): ListingRecord {
+  const type = entryType(a.mode);
+  return listingRecord({
+    path,
+    type,
+    mode: a.mode,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    mtime: a.mtime,
+    nlink: a.nlink,
+    inode: Number(a.ino),
+    rdev: a.rdev,
+    ...(target !== undefined ? { target } : {}),
+  });
 }
 
 export function listingRecord(e: ListedEntry): ListingRecord {

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { deviceNumbers, isDestinationError, PathApi, resolvePath, walkTree, type ExtractOptions, type ExtractResult, type ExtractSkip, type ImageTree, type NodeKind, type TreeNode, type WalkEntry } from '@atomfs/tree';
 import { argBytes } from '../args.js';
 import { CommandError } from '../errors.js';
-import { listingRecord, notUtf8, type ListingRecord } from '../listing.js';
+import { attrRecord, notUtf8, type ListingRecord } from '../listing.js';
 
 /** One image as the commands use it; `explain` turns the reader's error into the one the user sees. */
 export interface ImageFile<N extends TreeNode> {
@@ -46,20 +46,7 @@ function modeString(kind: NodeKind, m: number): string {
 }
 
 function entryJson<N extends TreeNode>(tree: ImageTree<N>, e: WalkEntry<N>): ListingRecord {
-  const { node, attr: a } = e;
-  return listingRecord({
-    path: e.pathBuffer,
-    type: node.kind,
-    mode: a.mode,
-    uid: a.uid,
-    gid: a.gid,
-    size: a.size,
-    mtime: a.mtime,
-    nlink: a.nlink,
-    inode: a.ino,
-    ...(node.kind === 'symlink' ? { target: tree.readlink(node) } : {}),
-    ...(node.kind === 'block' || node.kind === 'char' ? { rdev: a.rdev } : {}),
-  });
+  return attrRecord(e.pathBuffer, e.attr, e.node.kind === 'symlink' ? tree.readlink(e.node) : undefined);
 }
 
 const NL = Buffer.from('\n');

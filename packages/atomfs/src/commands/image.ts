@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { argBytes, parse, rawArgs } from '../args.js';
-import { entryType, listingRecord, type ListingRecord } from '../listing.js';
+import { attrRecord, entryType, type ListingRecord } from '../listing.js';
 import { CommandError, UsageError } from '../errors.js';
 import { openImageOverlay } from '../layers/image-overlay.js';
 import { layerSpecs } from '../layers/layer-spec.js';
@@ -265,18 +265,5 @@ async function listTree(ov: Overlay, startId: bigint, start: Buffer, json: boole
 }
 
 function recordOf(ov: Overlay, path: Buffer, id: bigint, a: import('@atomfs/overlay').OverlayAttr): ListingRecord {
-  const type = entryType(a.mode);
-  return listingRecord({
-    path,
-    type,
-    mode: a.mode,
-    uid: a.uid,
-    gid: a.gid,
-    size: a.size,
-    mtime: a.mtime,
-    nlink: a.nlink,
-    inode: Number(a.ino),
-    rdev: a.rdev,
-    ...(type === 'symlink' ? { target: ov.readlink(id) } : {}),
-  });
+  return attrRecord(path, a, entryType(a.mode) === 'symlink' ? ov.readlink(id) : undefined);
 }
