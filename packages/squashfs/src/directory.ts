@@ -1,4 +1,5 @@
 import { CorruptImageError } from './errors.js';
+import { WIDE } from './wide.js';
 import type { DirInode } from './inode.js';
 import { makeRef, type MetadataPosition, type MetadataReader } from './metadata.js';
 
@@ -150,7 +151,20 @@ export class DirectoryReader {
 }
 
 function entryOf(r: EntryRecord, name: Buffer): DirEntry {
-  return { name, ref: makeRef(r.header.startBlock, r.offset), type: r.type, inodeNumber: (r.header.inodeNumber + r.inodeDelta) >>> 0 };
+  return new ListedEntry(name, makeRef(r.header.startBlock, r.offset), r.type, (r.header.inodeNumber + r.inodeDelta) >>> 0);
+}
+
+/** A DirEntry; a class so that `ref` takes the wide form before the first entry (see WIDE). */
+class ListedEntry implements DirEntry {
+  ref = WIDE;
+  constructor(
+    readonly name: Buffer,
+    ref: number,
+    readonly type: number,
+    readonly inodeNumber: number,
+  ) {
+    this.ref = ref;
+  }
 }
 
 function isDotOrDotDot(name: Buffer): boolean {

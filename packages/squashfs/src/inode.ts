@@ -1,5 +1,6 @@
 import type { NodeKind } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
+import { WIDE } from './wide.js';
 import type { MetadataPosition, MetadataReader } from './metadata.js';
 
 /** inode_type values: 1..7 basic, 8..14 extended. */
@@ -114,16 +115,18 @@ export interface InodeContext {
  * Fields of other kinds hold neutral values (0, undefined, an empty target).
  */
 class InodeRecord {
+  /** Set in the constructor, after WIDE (see there). */
+  ref = WIDE;
   kind: InodeKind;
   nlink = 1;
   xattrIndex = NO_XATTR;
-  startBlock = 0;
-  fileSize = 0;
+  startBlock = WIDE;
+  fileSize = WIDE;
   offset = 0;
   parentInode = 0;
   indexCount = 0;
   indexPos: MetadataPosition | undefined = undefined;
-  sparse = 0;
+  sparse = WIDE;
   fragment = NO_FRAGMENT;
   fragmentOffset = 0;
   blockCount = 0;
@@ -132,7 +135,7 @@ class InodeRecord {
   rdev = 0;
 
   constructor(
-    readonly ref: number,
+    ref: number,
     readonly type: InodeType,
     readonly mode: number,
     readonly uid: number,
@@ -140,7 +143,12 @@ class InodeRecord {
     readonly mtime: number,
     readonly inodeNumber: number,
   ) {
+    this.ref = ref;
     this.kind = KINDS[type > 7 ? type - 7 : type]!;
+    // The kind-independent defaults of the wide fields (they were WIDE only to set their form).
+    this.startBlock = 0;
+    this.fileSize = 0;
+    this.sparse = 0;
   }
 }
 
