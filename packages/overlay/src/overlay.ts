@@ -346,9 +346,23 @@ function isStoredXattrName(name: Buffer): boolean {
 }
 
 function toAttr(id: bigint, a: NodeAttr, merged: boolean): OverlayAttr {
-  // The kernel does not count subdirectories across layers: a merged directory says 1, which
-  // find(1) and friends take as "unknown".
-  return Object.freeze({ ...a, ino: id, nlink: merged ? 1 : a.nlink });
+  // Field by field, not a spread: one shape for every attribute object of a server (a spread of
+  // a layer's attributes with ino changed from number to bigint made a new shape per object).
+  return Object.freeze({
+    ino: id,
+    mode: a.mode,
+    // The kernel does not count subdirectories across layers: a merged directory says 1, which
+    // find(1) and friends take as "unknown".
+    nlink: merged ? 1 : a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    size: a.size,
+    mtime: a.mtime,
+    mtimeNsec: a.mtimeNsec,
+    rdev: a.rdev,
+    blocks: a.blocks,
+    blksize: a.blksize,
+  });
 }
 
 function idText(id: bigint): string {

@@ -120,13 +120,13 @@ class InodeRecord {
   kind: InodeKind;
   nlink = 1;
   xattrIndex = NO_XATTR;
-  startBlock = WIDE;
-  fileSize = WIDE;
+  startBlock = 0;
+  fileSize = 0;
   offset = 0;
   parentInode = 0;
   indexCount = 0;
   indexPos: MetadataPosition | undefined = undefined;
-  sparse = WIDE;
+  sparse = 0;
   fragment = NO_FRAGMENT;
   fragmentOffset = 0;
   blockCount = 0;
@@ -145,10 +145,6 @@ class InodeRecord {
   ) {
     this.ref = ref;
     this.kind = KINDS[type > 7 ? type - 7 : type]!;
-    // The kind-independent defaults of the wide fields (they were WIDE only to set their form).
-    this.startBlock = 0;
-    this.fileSize = 0;
-    this.sparse = 0;
   }
 }
 
