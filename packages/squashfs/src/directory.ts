@@ -1,6 +1,6 @@
 import { CorruptImageError } from './errors.js';
 import { WIDE } from './wide.js';
-import type { DirInode } from './inode.js';
+import { kindOfType, type DirInode, type InodeKind } from './inode.js';
 import { makeRef, type MetadataPosition, type MetadataReader } from './metadata.js';
 
 // Run headers and entry records are read into the table reader's scratch and decoded at once.
@@ -13,6 +13,8 @@ export interface DirEntry {
   ref: number;
   /** Basic inode type 1..7 (extended inodes are listed with their basic type). */
   type: number;
+  /** The same type as a kind ("dir", "file", ...): a DirEntry is also @atomfs/tree's TreeEntry. */
+  readonly kind: InodeKind;
   inodeNumber: number;
 }
 
@@ -164,6 +166,9 @@ class ListedEntry implements DirEntry {
     readonly inodeNumber: number,
   ) {
     this.ref = ref;
+  }
+  get kind(): InodeKind {
+    return kindOfType(this.type);
   }
 }
 

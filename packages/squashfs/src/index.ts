@@ -6,7 +6,7 @@ export type { DirEntry } from './directory.js';
 export { FsError } from '@atomfs/tree';
 export { CorruptImageError, DecompressError, SquashfsError, TruncatedImageError, UnsupportedImageError } from './errors.js';
 export { extract, type ExtractOptions, type ExtractResult, type ExtractSkip } from './extract.js';
-export { InodeType, kindOfType, NO_FRAGMENT, NO_XATTR, type DeviceInode, type DirInode, type FileInode, type Inode, type InodeKind, type IpcInode, type SymlinkInode } from './inode.js';
+export { InodeType, NO_FRAGMENT, NO_XATTR, type DeviceInode, type DirInode, type FileInode, type Inode, type InodeKind, type IpcInode, type SymlinkInode } from './inode.js';
 export { METADATA_BLOCK_SIZE } from './metadata.js';
 export { SquashFS, type SquashfsOptions, type StatFs } from './squashfs.js';
 export { parseSuperblock, SQUASHFS_MAGIC, SUPERBLOCK_SIZE, SuperblockFlag, type Superblock } from './superblock.js';

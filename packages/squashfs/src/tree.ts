@@ -1,6 +1,6 @@
-import type { ImageTree, TreeEntry } from '@atomfs/tree';
+import type { ImageTree } from '@atomfs/tree';
 import { CorruptImageError } from './errors.js';
-import { kindOfType, type Inode } from './inode.js';
+import type { Inode } from './inode.js';
 import type { SquashFS } from './squashfs.js';
 
 /** The image as @atomfs/tree's format-neutral code (path API, walk, extraction) reads it. */
@@ -8,7 +8,8 @@ export function squashfsTree(fs: SquashFS): ImageTree<Inode> {
   return {
     root: () => fs.root(),
     lookup: (dir, name) => fs.lookup(dir, name),
-    readdir: (dir): TreeEntry[] => fs.readdir(dir).map((e) => ({ name: e.name, kind: kindOfType(e.type), ref: e.ref })),
+    // Its DirEntries are TreeEntries already (name, kind, ref): no copy per entry.
+    readdir: (dir) => fs.readdir(dir),
     node: (ref) => fs.inode(ref),
     ref: (inode) => inode.ref,
     attr: (inode) => fs.attr(inode),

@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs';
-import type { ImageTree, TreeNode } from './image-tree.js';
+import { readFully, type ImageTree, type TreeNode } from './image-tree.js';
 
 /**
  * How extraction gets each regular file's bytes into the file it created. A format can bring its
@@ -31,7 +31,7 @@ export function readContent<N extends TreeNode>(tree: ImageTree<N>): FileContent
       let endsInHole = false;
       for (let pos = 0; pos < size; pos += piece) {
         const n = Math.min(piece, size - pos);
-        if (tree.readInto(file, pos, n, buf) !== n) throw tree.corrupt(`a file's data ends before ${pos + n}, short of the size its inode gives`);
+        readFully(tree, file, pos, buf.subarray(0, n));
         for (let at = 0; at < n; at += bs) {
           const block = buf.subarray(at, Math.min(at + bs, n));
           endsInHole = isZero(block);

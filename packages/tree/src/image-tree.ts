@@ -47,3 +47,9 @@ export interface ImageTree<N extends TreeNode> {
   /** The reader's own error for image damage the format-neutral code finds (a directory cycle). */
   corrupt(what: string): Error;
 }
+
+/** Fill `dst` with a file's bytes from `position`, all of which the file's size says exist; a short read is damage. */
+export function readFully<N extends TreeNode>(tree: ImageTree<N>, file: N, position: number, dst: Buffer): void {
+  const n = tree.readInto(file, position, dst.length, dst);
+  if (n !== dst.length) throw tree.corrupt(`a file's data ends at ${position + n}, short of the size its inode gives`);
+}

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { FsError } from './fs-error.js';
-import type { ImageTree, TreeNode } from './image-tree.js';
+import { readFully, type ImageTree, type TreeNode } from './image-tree.js';
 import { pathBytes, resolvePath, type PathLike } from './path.js';
 import { Dirent, Stats } from './stats.js';
 import { walkTree, type WalkEntry } from './walk.js';
@@ -96,7 +96,7 @@ export class PathApi<N extends TreeNode> {
     const out = Buffer.allocUnsafe(size);
     for (let pos = 0; pos < size; pos += ASYNC_CHUNK_BYTES) {
       signal?.throwIfAborted();
-      this.readFully(file, pos, out.subarray(pos, Math.min(pos + ASYNC_CHUNK_BYTES, size)));
+      readFully(this.tree, file, pos, out.subarray(pos, Math.min(pos + ASYNC_CHUNK_BYTES, size)));
       if (pos + ASYNC_CHUNK_BYTES < size) await yieldToLoop();
     }
     return encoding !== undefined ? out.toString(encoding) : out;
@@ -108,7 +108,7 @@ export class PathApi<N extends TreeNode> {
     const encoding = encodingOf(options);
     const file = this.regular(path);
     const out = Buffer.allocUnsafe(this.tree.attr(file).size);
-    this.readFully(file, 0, out);
+    readFully(this.tree, file, 0, out);
     return encoding !== undefined ? out.toString(encoding) : out;
   }
 
@@ -119,7 +119,7 @@ export class PathApi<N extends TreeNode> {
     let pos = options.start ?? 0;
     const end = Math.min(size, options.end === undefined ? size : options.end + 1);
     const chunk = Math.max(this.tree.blockSize, STREAM_CHUNK_BYTES);
-    const api = this;
+    const tree = this.tree;
     return new Readable({
       highWaterMark: chunk,
       read() {
@@ -131,7 +131,7 @@ export class PathApi<N extends TreeNode> {
           // Pieces end on block boundaries: no block is decoded for two pieces.
           const n = Math.min(chunk - (pos % chunk), end - pos);
           const buf = Buffer.allocUnsafe(n);
-          api.readFully(file, pos, buf);
+          readFully(tree, file, pos, buf);
           pos += n;
           this.push(buf);
         } catch (err) {
@@ -148,12 +148,6 @@ export class PathApi<N extends TreeNode> {
       yield { ...e, stats: new Stats(e.attr) };
       if (++n % ASYNC_CHUNK_ENTRIES === 0) await yieldToLoop();
     }
-  }
-
-  /** Fill `dst` with the file's bytes from `position` (all of them lie inside the file). */
-  private readFully(file: N, position: number, dst: Buffer): void {
-    const n = this.tree.readInto(file, position, dst.length, dst);
-    if (n !== dst.length) throw this.tree.corrupt(`a file's data ends at ${position + n}, short of the size its inode gives`);
   }
 
   private directory(path: PathLike): N {

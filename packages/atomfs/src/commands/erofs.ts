@@ -2,11 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Erofs, erofsTree, extract, FileSource } from '@atomfs/erofs';
-import { resolvePath } from '@atomfs/tree';
 import type { ErofsFsOptions } from '../fusefs/erofs-fs.js';
 import { argBytes, parse, pathArg, rawArgs } from '../args.js';
 import { CommandError, UsageError } from '../errors.js';
-import { catImageFile, extractImage, guard, listImage } from './image-file.js';
+import { catImageFile, checkSubdir, extractImage, listImage } from './image-file.js';
 
 export const EROFS_HELP = `Usage: atomfs erofs <command> [options] IMAGE ...
 
@@ -152,10 +151,7 @@ async function erofsMount(argv: string[], globalDebug: boolean): Promise<number>
   // Check what a user can get wrong before starting a server, so errors come back here.
   const fs = open(image);
   try {
-    if (values.subdir !== undefined) {
-      const dir = guard({ tree: erofsTree(fs) }, `--subdir ${values.subdir}`, () => resolvePath(erofsTree(fs), argBytes(values.subdir!), true));
-      if (dir.kind !== 'dir') throw new CommandError(`--subdir ${values.subdir}: not a directory in the image`);
-    }
+    if (values.subdir !== undefined) checkSubdir({ tree: erofsTree(fs) }, values.subdir, argBytes(values.subdir));
   } finally {
     fs.close();
   }

@@ -4,7 +4,7 @@
  * format: opening the image, info, mount.
  */
 import { pipeline } from 'node:stream/promises';
-import { deviceNumbers, isDestinationError, PathApi, resolvePath, walkTree, type ExtractOptions, type ExtractResult, type ExtractSkip, type ImageTree, type NodeKind, type TreeNode, type WalkEntry } from '@atomfs/tree';
+import { deviceNumbers, isDestinationError, PathApi, resolvePath, walkTree, type ExtractOptions, type ExtractResult, type ExtractSkip, type ImageTree, type NodeKind, type PathLike, type TreeNode, type WalkEntry } from '@atomfs/tree';
 import { argBytes } from '../args.js';
 import { CommandError } from '../errors.js';
 import { attrRecord, notUtf8, type ListingRecord } from '../listing.js';
@@ -22,6 +22,12 @@ export function guard<T>(img: ImageFile<TreeNode>, what: string, fn: () => T): T
   } catch (err) {
     throw asCommandError(img, what, err);
   }
+}
+
+/** `--subdir P` of a single-image mount: P must resolve (symlinks followed) to a directory of the image. */
+export function checkSubdir<N extends TreeNode>(img: ImageFile<N>, text: string, path: PathLike = text): void {
+  const dir = guard(img, `--subdir ${text}`, () => resolvePath(img.tree, path, true));
+  if (dir.kind !== 'dir') throw new CommandError(`--subdir ${text}: not a directory in the image`);
 }
 
 async function guardAsync<T>(img: ImageFile<TreeNode>, what: string, fn: () => Promise<T>): Promise<T> {

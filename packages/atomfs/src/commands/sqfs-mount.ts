@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkMountpoint, FuseError, FuseServer, findMount, isDeadMount, openFuseDevice, unmountFuse, DEFAULT_READ_WORKERS } from '@atomfs/fuse';
 import { SquashFS, squashfsTree } from '@atomfs/squashfs';
-import { resolvePath } from '@atomfs/tree';
 import { parse } from '../args.js';
 import { signalReady, startDetached } from '../daemon.js';
 import { CommandError, UsageError } from '../errors.js';
 import type { SquashfsFsOptions } from '../fusefs/squashfs-fs.js';
+import { checkSubdir } from './image-file.js';
 
 export const SQFS_MOUNT_HELP = `Usage: atomfs sqfs mount [options] IMAGE MOUNTPOINT
 
@@ -66,12 +66,7 @@ export async function sqfsMount(argv: string[], globalDebug: boolean): Promise<n
     throw new CommandError(`${image}: ${(err as Error).message}`);
   }
   try {
-    if (values.subdir !== undefined) {
-      const dir = resolvePath(squashfsTree(fs), values.subdir, true);
-      if (dir.kind !== 'dir') throw new CommandError(`--subdir ${values.subdir}: not a directory in the image`);
-    }
-  } catch (err) {
-    throw err instanceof CommandError ? err : new CommandError(`--subdir ${values.subdir}: ${(err as Error).message}`);
+    if (values.subdir !== undefined) checkSubdir({ tree: squashfsTree(fs) }, values.subdir);
   } finally {
     fs.close();
   }
